@@ -1,0 +1,87 @@
+//! Conversion of text column bytes to UTF-8 (pure).
+//!
+//! The server sends text in the column's own character set (binlog rows always; snapshot reads
+//! run with `character_set_results = NULL` so that both paths see the same bytes). Conversion is
+//! exact or an error: a byte sequence that is not valid in its charset is never replaced.
+
+use std::borrow::Cow;
+
+use crate::schema::Charset;
+
+/// MySQL's `latin1` is Windows-1252, with the five bytes cp1252 leaves undefined mapped to the
+/// C1 control code points of the same value (as MySQL itself does).
+const CP1252_HIGH: [char; 32] = [
+    '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
+    '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}',
+    '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
+    '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bytes {hex} are not valid {charset:?} text")]
+pub(crate) struct CharsetError {
+    pub charset: Charset,
+    pub hex: String,
+}
+
+pub(crate) fn to_utf8(charset: Charset, bytes: &[u8]) -> Result<Cow<'_, [u8]>, CharsetError> {
+    let invalid = || CharsetError {
+        charset,
+        hex: hex_prefix(bytes),
+    };
+    match charset {
+        Charset::Binary => Ok(Cow::Borrowed(bytes)),
+        Charset::Utf8 => std::str::from_utf8(bytes)
+            .map(|_| Cow::Borrowed(bytes))
+            .map_err(|_| invalid()),
+        Charset::Ascii if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
+        Charset::Ascii => Err(invalid()),
+        Charset::Latin1 if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
+        Charset::Latin1 => {
+            let text: String = bytes
+                .iter()
+                .map(|&b| match b {
+                    0x80..=0x9f => CP1252_HIGH[usize::from(b - 0x80)],
+                    _ => char::from(b),
+                })
+                .collect();
+            Ok(Cow::Owned(text.into_bytes()))
+        }
+    }
+}
+
+/// The first bytes of a value in hex, for error messages that must not flood a log.
+pub(crate) fn hex_prefix(bytes: &[u8]) -> String {
+    const SHOWN: usize = 32;
+    let mut s: String = bytes
+        .iter()
+        .take(SHOWN)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if bytes.len() > SHOWN {
+        s.push_str(&format!("… ({} bytes)", bytes.len()));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latin1_is_cp1252() {
+        let out = to_utf8(Charset::Latin1, &[b'a', 0x80, 0xe9, 0x81]).map(|c| c.into_owned());
+        assert_eq!(out, Ok("a€é\u{81}".as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_with_its_bytes() {
+        let err = to_utf8(Charset::Utf8, &[0xff, 0xfe]).unwrap_err();
+        assert_eq!(err.hex, "fffe");
+        assert!(to_utf8(Charset::Ascii, &[0x80]).is_err());
+        assert_eq!(
+            to_utf8(Charset::Binary, &[0xff]).map(|c| c.into_owned()),
+            Ok(vec![0xff])
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The ClickHouse connection of a pipe: DDL, JSON queries and RowBinary inserts over HTTP.
+//!
+//! Contract: [`Target::insert`] returns only once ClickHouse has written the rows
+//! (`async_insert = 0`), so a checkpoint stored after it never points past data that is not
+//! durable in the target.
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::config::TargetConfig;
+use crate::error::{Error, Result};
+
+/// ClickHouse error codes a retry can cure: overload, timeouts, a table being dropped/created
+/// by a concurrent DDL, a restarting server.
+const TRANSIENT_CODES: &[u32] = &[
+    159, // TIMEOUT_EXCEEDED
+    202, // TOO_MANY_SIMULTANEOUS_QUERIES
+    209, // SOCKET_TIMEOUT
+    210, // NETWORK_ERROR
+    241, // MEMORY_LIMIT_EXCEEDED
+    252, // TOO_MANY_PARTS
+    394, // QUERY_WAS_CANCELLED
+];
+
+#[derive(Clone)]
+pub(crate) struct Target {
+    client: clickhouse::Client,
+    url: String,
+}
+
+/// Named query parameters, bound server-side (`{name:Type}` in the SQL).
+pub(crate) type Params<'a> = &'a [(&'a str, &'a str)];
+
+impl Target {
+    pub fn new(cfg: &TargetConfig) -> Result<Target> {
+        let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
+        let url = cfg.url.as_str().trim_end_matches('/').to_owned();
+        let client = clickhouse::Client::default()
+            .with_url(url.clone())
+            .with_user(cfg.user.clone())
+            .with_password(password)
+            // Inserts the checkpoint depends on must be synchronous (ClickHouse may default
+            // to async_insert=1).
+            .with_option("async_insert", "0")
+            .with_option("wait_end_of_query", "1");
+        Ok(Target { client, url })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn error(&self, err: clickhouse::error::Error) -> Error {
+        let message = err.to_string();
+        let transient = match &err {
+            clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => true,
+            clickhouse::error::Error::BadResponse(text) => error_code(text)
+                .map(|code| TRANSIENT_CODES.contains(&code))
+                .unwrap_or(true),
+            _ => false,
+        };
+        Error::Target {
+            url: self.url.clone(),
+            message,
+            transient,
+        }
+    }
+
+    fn query(&self, sql: &str, params: Params<'_>) -> clickhouse::query::Query {
+        // The client treats `?` as a bind placeholder; tributary binds with named parameters.
+        let mut q = self.client.query(&sql.replace('?', "??"));
+        for (name, value) in params {
+            q = q.param(name, *value);
+        }
+        q
+    }
+
+    pub async fn execute(&self, sql: &str, params: Params<'_>) -> Result<()> {
+        self.query(sql, params)
+            .execute()
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Runs a SELECT and parses each `JSONEachRow` line into `T`.
+    pub async fn select<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<T>> {
+        let bytes = self
+            .query(sql, params)
+            .with_option("output_format_json_quote_64bit_integers", "0")
+            .fetch_bytes("JSONEachRow")
+            .map_err(|e| self.error(e))?
+            .collect()
+            .await
+            .map_err(|e| self.error(e))?;
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                serde_json::from_slice(line).map_err(|e| Error::Target {
+                    url: self.url.clone(),
+                    message: format!("unexpected answer to `{sql}`: {e}"),
+                    transient: false,
+                })
+            })
+            .collect()
+    }
+
+    /// Starts a streaming insert; `sql` is an `INSERT ... FORMAT RowBinary` statement.
+    pub fn start_insert(&self, sql: &str) -> Insert {
+        Insert {
+            inner: self.client.insert_formatted_with(sql.to_owned()),
+            target: self.clone(),
+        }
+    }
+
+    /// Inserts one RowBinary block and waits until it is written.
+    pub async fn insert(&self, sql: &str, data: Bytes) -> Result<()> {
+        let mut insert = self.start_insert(sql);
+        insert.send(data).await?;
+        insert.end().await
+    }
+}
+
+/// An INSERT whose body is sent in chunks; nothing is visible before [`Insert::end`].
+pub(crate) struct Insert {
+    inner: clickhouse::insert_formatted::InsertFormatted,
+    target: Target,
+}
+
+impl Insert {
+    pub async fn send(&mut self, data: impl Into<Bytes>) -> Result<()> {
+        self.inner
+            .send(data.into())
+            .await
+            .map_err(|e| self.target.error(e))
+    }
+
+    pub async fn end(self) -> Result<()> {
+        let target = self.target;
+        self.inner.end().await.map_err(|e| target.error(e))
+    }
+}
+
+/// The `Code: N.` a ClickHouse exception message starts with.
+fn error_code(text: &str) -> Option<u32> {
+    let start = text.find("Code: ")? + "Code: ".len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_code;
+
+    #[test]
+    fn finds_exception_codes() {
+        assert_eq!(
+            error_code("Code: 60. DB::Exception: Table x doesn't exist"),
+            Some(60)
+        );
+        assert_eq!(error_code("bad gateway"), None);
+    }
+}

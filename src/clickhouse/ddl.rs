@@ -1,0 +1,230 @@
+//! Type mapping and DDL for target tables (pure).
+//!
+//! Every target table is a `ReplacingMergeTree(_tributary_version, _tributary_is_deleted)`
+//! ordered by the source primary key, so that for each key the row with the highest version
+//! is the current state and a delete is a row with `_tributary_is_deleted = 1`.
+
+use crate::schema::{ColumnDef, SourceType, TablePlan};
+
+pub(crate) const VERSION_COLUMN: &str = "_tributary_version";
+pub(crate) const DELETED_COLUMN: &str = "_tributary_is_deleted";
+pub(crate) const SYNCED_AT_COLUMN: &str = "_tributary_synced_at";
+
+/// The ClickHouse type of a source column, without `Nullable`.
+pub(crate) fn base_type(ty: &SourceType) -> String {
+    match ty {
+        SourceType::Int { bytes, unsigned } => {
+            let bits = match bytes {
+                1 => 8,
+                2 => 16,
+                3 | 4 => 32,
+                _ => 64,
+            };
+            format!("{}Int{bits}", if *unsigned { "U" } else { "" })
+        }
+        SourceType::Decimal { precision, scale } => {
+            // ClickHouse needs at least one digit of precision and scale <= precision.
+            let precision = (*precision).max(1);
+            format!("Decimal({precision}, {})", (*scale).min(precision))
+        }
+        SourceType::Float => "Float32".into(),
+        SourceType::Double => "Float64".into(),
+        SourceType::Bit { .. } => "UInt64".into(),
+        SourceType::Text { .. }
+        | SourceType::Binary
+        | SourceType::Set { .. }
+        | SourceType::Json
+        | SourceType::Geometry => "String".into(),
+        SourceType::Enum { .. } => "LowCardinality(String)".into(),
+        SourceType::Date => "Date32".into(),
+        // DATETIME is a wall-clock value: stored as that wall clock read as UTC, so that it is
+        // displayed unchanged whatever the ClickHouse server's time zone.
+        SourceType::DateTime { fsp } | SourceType::Timestamp { fsp } => {
+            format!("DateTime64({fsp}, 'UTC')")
+        }
+        SourceType::Time { .. } => "Int64".into(),
+        SourceType::Year => "UInt16".into(),
+    }
+}
+
+pub(crate) fn column_type(col: &ColumnDef) -> String {
+    let base = base_type(&col.ty);
+    if !col.nullable {
+        return base;
+    }
+    // LowCardinality must wrap Nullable, not the other way round.
+    match base.strip_prefix("LowCardinality(") {
+        Some(inner) => format!("LowCardinality(Nullable({})", inner),
+        None => format!("Nullable({base})"),
+    }
+}
+
+/// Quotes an identifier for ClickHouse SQL.
+pub(crate) fn ident(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('`');
+    for c in name.chars() {
+        if c == '`' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('`');
+    out
+}
+
+pub(crate) fn create_database_sql(db: &str) -> String {
+    format!("CREATE DATABASE IF NOT EXISTS {}", ident(db))
+}
+
+/// `CREATE TABLE IF NOT EXISTS` for the target of a planned table.
+pub(crate) fn create_table_sql(target_db: &str, plan: &TablePlan) -> String {
+    let order_by = &plan.order_by;
+    let mut columns: Vec<String> = plan
+        .columns()
+        .map(|c| format!("    {} {}", ident(&c.name), column_type(c)))
+        .collect();
+    columns.push(format!("    {VERSION_COLUMN} UInt64"));
+    columns.push(format!("    {DELETED_COLUMN} UInt8"));
+    columns.push(format!(
+        "    {SYNCED_AT_COLUMN} DateTime64(3) DEFAULT now64(3)"
+    ));
+    let order: Vec<String> = order_by.iter().map(|c| ident(c)).collect();
+    // A nullable key column needs allow_nullable_key; nullable keys only arise from a custom
+    // order_by since primary key columns are NOT NULL in MySQL.
+    let nullable_key = plan
+        .columns()
+        .any(|c| c.nullable && order_by.contains(&c.name));
+    format!(
+        "CREATE TABLE IF NOT EXISTS {}.{} (\n{}\n) ENGINE = ReplacingMergeTree({VERSION_COLUMN}, {DELETED_COLUMN})\nORDER BY ({}){}",
+        ident(target_db),
+        ident(&plan.target),
+        columns.join(",\n"),
+        order.join(", "),
+        if nullable_key {
+            "\nSETTINGS allow_nullable_key = 1"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The column list of an insert into a target table, in RowBinary order.
+pub(crate) fn insert_sql(target_db: &str, plan: &TablePlan) -> String {
+    let mut cols: Vec<String> = plan.columns().map(|c| ident(&c.name)).collect();
+    cols.push(VERSION_COLUMN.into());
+    cols.push(DELETED_COLUMN.into());
+    format!(
+        "INSERT INTO {}.{} ({}) FORMAT RowBinary",
+        ident(target_db),
+        ident(&plan.target),
+        cols.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TableOptions;
+    use crate::schema::{Charset, TableDef};
+
+    fn col(name: &str, ty: SourceType, nullable: bool) -> ColumnDef {
+        ColumnDef {
+            name: name.into(),
+            ty,
+            nullable,
+        }
+    }
+
+    #[test]
+    fn mapping_is_exact() {
+        let cases = [
+            (
+                SourceType::Int {
+                    bytes: 3,
+                    unsigned: true,
+                },
+                "UInt32",
+            ),
+            (
+                SourceType::Int {
+                    bytes: 8,
+                    unsigned: false,
+                },
+                "Int64",
+            ),
+            (
+                SourceType::Decimal {
+                    precision: 65,
+                    scale: 30,
+                },
+                "Decimal(65, 30)",
+            ),
+            (SourceType::Float, "Float32"),
+            (SourceType::Timestamp { fsp: 6 }, "DateTime64(6, 'UTC')"),
+            (SourceType::Date, "Date32"),
+            (
+                SourceType::Enum { values: vec![] },
+                "LowCardinality(String)",
+            ),
+        ];
+        for (ty, expected) in cases {
+            assert_eq!(base_type(&ty), expected);
+        }
+        assert_eq!(
+            column_type(&col("e", SourceType::Enum { values: vec![] }, true)),
+            "LowCardinality(Nullable(String))"
+        );
+        assert_eq!(
+            column_type(&col(
+                "t",
+                SourceType::Text {
+                    charset: Charset::Utf8
+                },
+                true
+            )),
+            "Nullable(String)"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_escaped() {
+        assert_eq!(ident("we`ird\\"), "`we\\`ird\\\\`");
+    }
+
+    #[test]
+    fn create_table_orders_by_key() {
+        let table = TableDef {
+            db: "shop".into(),
+            name: "orders".into(),
+            columns: vec![
+                col(
+                    "id",
+                    SourceType::Int {
+                        bytes: 8,
+                        unsigned: true,
+                    },
+                    false,
+                ),
+                col(
+                    "note",
+                    SourceType::Text {
+                        charset: Charset::Utf8,
+                    },
+                    true,
+                ),
+            ],
+            primary_key: vec![0],
+        };
+        let plan = TablePlan::new(table, &TableOptions::default()).expect("valid plan");
+        let sql = create_table_sql("tgt", &plan);
+        assert!(sql.contains("`id` UInt64"));
+        assert!(sql.contains("`note` Nullable(String)"));
+        assert!(sql.contains("ReplacingMergeTree(_tributary_version, _tributary_is_deleted)"));
+        assert!(sql.ends_with("ORDER BY (`id`)"));
+        assert_eq!(
+            insert_sql("tgt", &plan),
+            "INSERT INTO `tgt`.`orders` (`id`, `note`, _tributary_version, _tributary_is_deleted) FORMAT RowBinary"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! Error kinds of a pipe, classified once: transient errors are retried inside the current
+//! state with backoff; definite ones move the pipe to Failed with a hint for the operator.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("source setting `{setting}` is `{actual}`, tributary requires `{expected}`: {hint}")]
+    InvalidSourceSetting {
+        setting: String,
+        actual: String,
+        expected: String,
+        hint: String,
+    },
+    #[error("table `{table}` has no primary key: tributary needs one to order and deduplicate rows in ClickHouse; add a primary key or exclude the table")]
+    NoPrimaryKey { table: String },
+    #[error("table `{table}`: {source}")]
+    Schema {
+        table: String,
+        source: crate::schema::SchemaError,
+    },
+    #[error("no source table matches the include patterns {patterns:?} (minus excludes); check `tables.include`")]
+    NoTables { patterns: Vec<String> },
+    #[error("table `{table}`: {source} (at binlog {position})")]
+    Decode {
+        table: String,
+        position: String,
+        source: crate::decode::DecodeError,
+    },
+    #[error("binlog: {0}")]
+    Binlog(String),
+    #[error(
+        "the binlog position {position} is no longer on the source: resync required ({detail})"
+    )]
+    PositionPurged { position: String, detail: String },
+    #[error("table `{table}` changed in the source ({detail}) at binlog {position}: schema changes are not followed yet; resync required")]
+    SchemaChanged {
+        table: String,
+        detail: String,
+        position: String,
+    },
+    #[error("source `{url}`: {source}")]
+    Source {
+        url: String,
+        source: mysql_async::Error,
+    },
+    #[error("ClickHouse `{url}`: {message}")]
+    Target {
+        url: String,
+        message: String,
+        transient: bool,
+    },
+    #[error("{0}")]
+    State(String),
+}
+
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// MySQL server errors that mean a retry cannot help.
+const DEFINITE_SERVER_ERRORS: &[u16] = &[
+    1045, // access denied
+    1049, // unknown database
+    1142, // command denied
+    1227, // access denied; need privilege
+    1236, // binlog: could not find first log file / position purged
+];
+
+impl Error {
+    /// Whether retrying the same operation later may succeed (network, restarts, timeouts).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Source { source, .. } => match source {
+                mysql_async::Error::Server(e) => !DEFINITE_SERVER_ERRORS.contains(&e.code),
+                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+                _ => false,
+            },
+            Error::Target { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+}
+
+/// Exponential backoff with jitter for transient errors: 0.5 s doubling to 30 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    const BASE_MS: u64 = 500;
+    const MAX_MS: u64 = 30_000;
+    let exp = BASE_MS.saturating_mul(1u64 << attempt.min(10)).min(MAX_MS);
+    let jitter = rand::random_range(0..=exp / 4);
+    Duration::from_millis(exp - exp / 8 + jitter)
+}

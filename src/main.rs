@@ -1,0 +1,18 @@
+//! tributary: replicates MySQL and MariaDB tables into ClickHouse by change data capture.
+
+mod binlog;
+mod charset;
+mod cli;
+mod clickhouse;
+mod config;
+mod decode;
+mod error;
+mod pipe;
+mod schema;
+mod snapshot;
+mod source;
+mod state;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

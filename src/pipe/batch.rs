@@ -1,0 +1,209 @@
+//! A CDC batch (pure): RowBinary rows per target table, the versions they carry and the
+//! position of the last committed transaction they contain.
+//!
+//! Invariant: outside an open transaction the batch holds only whole committed transactions,
+//! so flushing it and checkpointing `position` never splits a transaction; a rolled-back
+//! transaction is truncated away and leaves neither rows nor consumed versions.
+
+use crate::source::Position;
+
+#[derive(Debug, Default)]
+pub(crate) struct TableRows {
+    pub data: Vec<u8>,
+    pub rows: usize,
+}
+
+/// Where the open transaction started, to roll it back.
+#[derive(Debug)]
+struct Mark {
+    lens: Vec<(usize, usize)>,
+    next_version: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub tables: Vec<TableRows>,
+    /// The version the next row change gets.
+    pub next_version: u64,
+    /// End of the last transaction committed into this batch.
+    pub position: Option<Position>,
+    committed_rows: usize,
+    open: Option<Mark>,
+}
+
+impl Batch {
+    pub fn new(tables: usize, next_version: u64) -> Batch {
+        Batch {
+            tables: (0..tables).map(|_| TableRows::default()).collect(),
+            next_version,
+            position: None,
+            committed_rows: 0,
+            open: None,
+        }
+    }
+
+    pub fn begin(&mut self) {
+        if self.open.is_none() {
+            self.open = Some(Mark {
+                lens: self.tables.iter().map(|t| (t.data.len(), t.rows)).collect(),
+                next_version: self.next_version,
+            });
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Appends one row change: `encode_columns` writes the column values, the batch appends
+    /// the version and the delete flag. Returns the version used.
+    pub fn push<E>(
+        &mut self,
+        table: usize,
+        deleted: bool,
+        encode_columns: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        self.begin();
+        let version = self.next_version;
+        let t = &mut self.tables[table];
+        let start = t.data.len();
+        if let Err(e) = encode_columns(&mut t.data) {
+            t.data.truncate(start);
+            return Err(e);
+        }
+        t.data.extend_from_slice(&version.to_le_bytes());
+        t.data.push(u8::from(deleted));
+        t.rows += 1;
+        self.next_version += 1;
+        Ok(version)
+    }
+
+    pub fn commit(&mut self, position: Position) {
+        if let Some(mark) = self.open.take() {
+            let before: usize = mark.lens.iter().map(|(_, rows)| rows).sum();
+            let after: usize = self.tables.iter().map(|t| t.rows).sum();
+            self.committed_rows += after - before;
+        }
+        self.position = Some(position);
+    }
+
+    pub fn rollback(&mut self) {
+        if let Some(mark) = self.open.take() {
+            for (t, (len, rows)) in self.tables.iter_mut().zip(mark.lens) {
+                t.data.truncate(len);
+                t.rows = rows;
+            }
+            self.next_version = mark.next_version;
+        }
+    }
+
+    /// Row changes of committed transactions.
+    pub fn rows(&self) -> usize {
+        self.committed_rows
+    }
+
+    /// Takes the rows of committed transactions out of the batch, with the position they end
+    /// at. Inside an open transaction (only at shutdown) the open part stays behind.
+    pub fn take_committed(&mut self) -> (Vec<(usize, Vec<u8>, usize)>, Option<Position>) {
+        let mut out = Vec::new();
+        for (i, t) in self.tables.iter_mut().enumerate() {
+            let (len, rows) = match &mut self.open {
+                Some(mark) => std::mem::replace(&mut mark.lens[i], (0, 0)),
+                None => (t.data.len(), t.rows),
+            };
+            if rows == 0 {
+                continue;
+            }
+            let data = if len == t.data.len() {
+                std::mem::take(&mut t.data)
+            } else {
+                t.data.drain(..len).collect()
+            };
+            t.rows -= rows;
+            out.push((i, data, rows));
+        }
+        self.committed_rows = 0;
+        (out, self.position.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(p: u64) -> Position {
+        Position {
+            file: "b.1".into(),
+            pos: p,
+            gtid: String::new(),
+        }
+    }
+
+    fn put(batch: &mut Batch, table: usize, byte: u8) -> u64 {
+        batch
+            .push(table, false, |out| {
+                out.push(byte);
+                Ok::<(), ()>(())
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn rollback_discards_rows_and_versions() {
+        let mut b = Batch::new(2, 10);
+        b.begin();
+        assert_eq!(put(&mut b, 0, 1), 10);
+        b.commit(pos(100));
+        b.begin();
+        put(&mut b, 0, 2);
+        put(&mut b, 1, 3);
+        b.rollback();
+        assert_eq!(b.rows(), 1);
+        assert_eq!(b.tables[0].data, [1, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(b.tables[1].data.is_empty());
+        assert_eq!(b.next_version, 11);
+        assert_eq!(b.position, Some(pos(100)));
+        b.begin();
+        assert_eq!(put(&mut b, 1, 4), 11);
+        b.commit(pos(200));
+        assert_eq!(b.rows(), 2);
+        let (tables, position) = b.take_committed();
+        assert_eq!(position, Some(pos(200)));
+        assert_eq!(
+            tables
+                .iter()
+                .map(|(i, _, rows)| (*i, *rows))
+                .collect::<Vec<_>>(),
+            [(0, 1), (1, 1)]
+        );
+        assert_eq!(b.rows(), 0);
+    }
+
+    #[test]
+    fn shutdown_inside_a_transaction_takes_only_committed_rows() {
+        let mut b = Batch::new(1, 1);
+        put(&mut b, 0, 1);
+        b.commit(pos(10));
+        b.begin();
+        put(&mut b, 0, 2);
+        let (tables, position) = b.take_committed();
+        assert_eq!(position, Some(pos(10)));
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].1[0], 1);
+        assert_eq!(tables[0].2, 1);
+        assert_eq!(b.tables[0].rows, 1);
+        assert_eq!(b.tables[0].data[0], 2);
+    }
+
+    #[test]
+    fn failed_encoding_leaves_no_partial_row() {
+        let mut b = Batch::new(1, 1);
+        let r = b.push(0, false, |out| {
+            out.push(9);
+            Err("bad")
+        });
+        assert_eq!(r, Err("bad"));
+        assert!(b.tables[0].data.is_empty());
+        assert_eq!(b.next_version, 1);
+    }
+}

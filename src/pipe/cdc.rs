@@ -1,0 +1,191 @@
+//! The Running state: tail the binlog from the checkpoint and apply it in batches.
+//!
+//! Commit protocol: a batch closes at `batch_rows` row changes or `flush_interval`, always
+//! between transactions; its rows are inserted table by table (each insert synchronous), and
+//! only then the checkpoint — end position of its last transaction and the next version — is
+//! stored. A crash anywhere replays from the previous checkpoint; since versions are counted
+//! from the checkpoint in binlog order, the replay writes the very same rows and versions and
+//! ReplacingMergeTree collapses the duplicates.
+//!
+//! A transient error (connection lost, source restart, ClickHouse unavailable) drops whatever
+//! is not checkpointed and resumes from the last checkpoint after a backoff: the same replay.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::binlog::events::Decoder;
+use crate::binlog::stream::BinlogStream;
+use crate::clickhouse::ddl::insert_sql;
+use crate::clickhouse::Target;
+use crate::config::PipeConfig;
+use crate::error::{backoff, Result};
+use crate::pipe::batch::Batch;
+use crate::schema::TablePlan;
+use crate::source::Source;
+use crate::state::{Checkpoint, StateStore};
+
+pub(crate) struct Cdc<'a> {
+    pub cfg: &'a PipeConfig,
+    pub source: &'a Source,
+    pub target: &'a Target,
+    pub store: &'a StateStore,
+    pub server_id: u32,
+}
+
+impl Cdc<'_> {
+    pub async fn run(
+        &self,
+        plans: Vec<TablePlan>,
+        mut checkpoint: Checkpoint,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let inserts: Vec<String> = plans
+            .iter()
+            .map(|p| insert_sql(&self.cfg.target.database, p))
+            .collect();
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .stream_once(&plans, &inserts, &mut checkpoint, &mut shutdown)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() => {
+                    let wait = backoff(attempt);
+                    attempt += 1;
+                    warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, attempt, "replication interrupted; resuming from the last checkpoint");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One replication session, from `checkpoint` until an error or shutdown.
+    async fn stream_once(
+        &self,
+        plans: &[TablePlan],
+        inserts: &[String],
+        checkpoint: &mut Checkpoint,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut stream =
+            BinlogStream::open(self.source, self.server_id, &checkpoint.position).await?;
+        info!(pipe = %self.cfg.name, position = %checkpoint.position, "replicating");
+        let mut decoder = Decoder::new(plans.to_vec(), &checkpoint.position);
+        let mut batch = Batch::new(plans.len(), checkpoint.next_version);
+        let flush_interval = self.cfg.sync.flush_interval;
+        let mut deadline = Instant::now() + flush_interval;
+        loop {
+            let due = Instant::now() >= deadline;
+            if !batch.in_transaction()
+                && (batch.rows() >= self.cfg.sync.batch_rows || (due && batch.position.is_some()))
+            {
+                self.flush(&mut batch, inserts, checkpoint, &decoder)
+                    .await?;
+                deadline = Instant::now() + flush_interval;
+            } else if due && batch.position.is_none() && !batch.in_transaction() {
+                deadline = Instant::now() + flush_interval;
+            }
+            let sleep = tokio::time::sleep_until(
+                deadline
+                    .max(Instant::now() + Duration::from_millis(1))
+                    .into(),
+            );
+            tokio::select! {
+                event = stream.next() => {
+                    let event = event?;
+                    decoder.apply(&event, &mut batch)?;
+                }
+                _ = sleep => {}
+                _ = shutdown.changed() => {
+                    self.flush(&mut batch, inserts, checkpoint, &decoder).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Writes the committed rows of `batch`, then the checkpoint. Transient ClickHouse errors
+    /// are retried here with the rows kept, so a busy target slows the pipe down but loses
+    /// nothing.
+    async fn flush(
+        &self,
+        batch: &mut Batch,
+        inserts: &[String],
+        checkpoint: &mut Checkpoint,
+        decoder: &Decoder,
+    ) -> Result<()> {
+        let (tables, position) = batch.take_committed();
+        let Some(position) = position else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut changes = 0;
+        for (table, data, rows) in tables {
+            let data = Bytes::from(data);
+            self.retry(|| self.target.insert(&inserts[table], data.clone()))
+                .await?;
+            changes += rows;
+        }
+        let next = Checkpoint {
+            seq: checkpoint.seq + 1,
+            position,
+            // One version per row change; an open transaction's (at shutdown) are not consumed:
+            // its replay gets them again.
+            next_version: checkpoint.next_version + changes as u64,
+        };
+        self.retry(|| self.store.save_checkpoint(&next)).await?;
+        *checkpoint = next;
+        let lag = if decoder.last_event_time == 0 {
+            0
+        } else {
+            chrono_now().saturating_sub(u64::from(decoder.last_event_time))
+        };
+        info!(
+            pipe = %self.cfg.name,
+            changes,
+            position = %checkpoint.position,
+            lag_seconds = lag,
+            flush_ms = started.elapsed().as_millis() as u64,
+            "batch applied"
+        );
+        Ok(())
+    }
+
+    async fn retry<F, Fut>(&self, mut op: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e) if e.is_transient() && attempt < MAX_WRITE_ATTEMPTS => {
+                    let wait = backoff(attempt);
+                    warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "ClickHouse write failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Attempts of one write before the session restarts from the checkpoint (about 10 minutes of
+/// backoff: a ClickHouse restart or a long overload).
+const MAX_WRITE_ATTEMPTS: u32 = 25;
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,355 @@
+//! Pipe state kept in the target ClickHouse (database `_tributary` by default), so the daemon
+//! holds no local state and can be rescheduled anywhere.
+//!
+//! Invariants: a checkpoint is written only after the data it covers is durable in the target
+//! (see `pipe::cdc`), and checkpoint and progress rows are append-only with an increasing
+//! sequence, so the newest row is the truth and a crash between two writes leaves the older one
+//! in force.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clickhouse::ddl::{create_database_sql, ident};
+use crate::clickhouse::Target;
+use crate::error::{Error, Result};
+use crate::pipe::lifecycle::PipeState;
+use crate::schema::TableDef;
+use crate::source::Position;
+
+const TABLES: &[(&str, &str)] = &[
+    (
+        "pipe_state",
+        "(pipe String, seq UInt64, at DateTime64(3) DEFAULT now64(3), from_state String, \
+         to_state String, reason String) ENGINE = MergeTree ORDER BY (pipe, seq)",
+    ),
+    (
+        "checkpoints",
+        "(pipe String, seq UInt64, file String, pos UInt64, gtid String, next_version UInt64, \
+         at DateTime64(3) DEFAULT now64(3)) ENGINE = ReplacingMergeTree(seq) ORDER BY pipe",
+    ),
+    (
+        "snapshot_start",
+        "(pipe String, file String, pos UInt64, gtid String, at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(at) ORDER BY pipe",
+    ),
+    (
+        "snapshot_progress",
+        "(pipe String, table_name String, seq UInt64, last_key String, rows UInt64, done UInt8, \
+         at DateTime64(3) DEFAULT now64(3)) ENGINE = ReplacingMergeTree(seq) ORDER BY (pipe, table_name)",
+    ),
+    (
+        "table_definitions",
+        "(pipe String, table_name String, definition String, at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+    ),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub seq: u64,
+    pub position: Position,
+    /// The version the next CDC row change gets.
+    pub next_version: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub seq: u64,
+    /// JSON of the last committed primary key (see `snapshot::key`), empty before the first page.
+    pub last_key: String,
+    pub rows: u64,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub(crate) struct Transition {
+    pub seq: u64,
+    pub at: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub(crate) struct StateStore {
+    target: Target,
+    db: String,
+    pipe: String,
+}
+
+impl StateStore {
+    pub fn new(target: Target, db: &str, pipe: &str) -> StateStore {
+        StateStore {
+            target,
+            db: db.to_owned(),
+            pipe: pipe.to_owned(),
+        }
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("{}.{}", ident(&self.db), ident(name))
+    }
+
+    pub async fn init(&self) -> Result<()> {
+        self.target
+            .execute(&create_database_sql(&self.db), &[])
+            .await?;
+        for (name, body) in TABLES {
+            let sql = format!("CREATE TABLE IF NOT EXISTS {} {body}", self.table(name));
+            self.target.execute(&sql, &[]).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn history(&self, limit: u64) -> Result<Vec<Transition>> {
+        let sql = format!(
+            "SELECT seq, toString(at) AS at, from_state, to_state, reason FROM {} \
+             WHERE pipe = {{pipe:String}} ORDER BY seq DESC LIMIT {limit}",
+            self.table("pipe_state")
+        );
+        self.target.select(&sql, &[("pipe", &self.pipe)]).await
+    }
+
+    /// The state the pipe is in, per the last persisted transition.
+    pub async fn current_state(&self) -> Result<Option<Transition>> {
+        Ok(self.history(1).await?.into_iter().next())
+    }
+
+    pub async fn record_transition(
+        &self,
+        from: Option<PipeState>,
+        to: PipeState,
+        reason: &str,
+    ) -> Result<()> {
+        let seq = self.current_state().await?.map_or(1, |t| t.seq + 1);
+        let sql = format!(
+            "INSERT INTO {} (pipe, seq, from_state, to_state, reason) SELECT {{pipe:String}}, \
+             {{seq:UInt64}}, {{from:String}}, {{to:String}}, {{reason:String}}",
+            self.table("pipe_state")
+        );
+        let seq = seq.to_string();
+        let from = from.map(PipeState::as_str).unwrap_or("");
+        self.target
+            .execute(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("seq", &seq),
+                    ("from", from),
+                    ("to", to.as_str()),
+                    ("reason", reason),
+                ],
+            )
+            .await
+    }
+
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
+        #[derive(Deserialize)]
+        struct Row {
+            seq: u64,
+            file: String,
+            pos: u64,
+            gtid: String,
+            next_version: u64,
+        }
+        let sql = format!(
+            "SELECT seq, file, pos, gtid, next_version FROM {} WHERE pipe = {{pipe:String}} \
+             ORDER BY seq DESC LIMIT 1",
+            self.table("checkpoints")
+        );
+        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
+        Ok(rows.into_iter().next().map(|r| Checkpoint {
+            seq: r.seq,
+            position: Position {
+                file: r.file,
+                pos: r.pos,
+                gtid: r.gtid,
+            },
+            next_version: r.next_version,
+        }))
+    }
+
+    pub async fn save_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, seq, file, pos, gtid, next_version) SELECT {{pipe:String}}, \
+             {{seq:UInt64}}, {{file:String}}, {{pos:UInt64}}, {{gtid:String}}, {{version:UInt64}}",
+            self.table("checkpoints")
+        );
+        let (seq, pos, version) = (
+            cp.seq.to_string(),
+            cp.position.pos.to_string(),
+            cp.next_version.to_string(),
+        );
+        self.target
+            .execute(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("seq", &seq),
+                    ("file", &cp.position.file),
+                    ("pos", &pos),
+                    ("gtid", &cp.position.gtid),
+                    ("version", &version),
+                ],
+            )
+            .await
+    }
+
+    pub async fn snapshot_start(&self) -> Result<Option<Position>> {
+        let sql = format!(
+            "SELECT file, pos, gtid FROM {} WHERE pipe = {{pipe:String}} ORDER BY at DESC LIMIT 1",
+            self.table("snapshot_start")
+        );
+        Ok(self
+            .target
+            .select::<Position>(&sql, &[("pipe", &self.pipe)])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    pub async fn save_snapshot_start(&self, p: &Position) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, file, pos, gtid) SELECT {{pipe:String}}, {{file:String}}, \
+             {{pos:UInt64}}, {{gtid:String}}",
+            self.table("snapshot_start")
+        );
+        let pos = p.pos.to_string();
+        self.target
+            .execute(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("file", &p.file),
+                    ("pos", &pos),
+                    ("gtid", &p.gtid),
+                ],
+            )
+            .await
+    }
+
+    pub async fn progress(&self, table: &str) -> Result<Progress> {
+        #[derive(Deserialize)]
+        struct Row {
+            seq: u64,
+            last_key: String,
+            rows: u64,
+            done: u8,
+        }
+        let sql = format!(
+            "SELECT seq, last_key, rows, done FROM {} WHERE pipe = {{pipe:String}} \
+             AND table_name = {{table:String}} ORDER BY seq DESC LIMIT 1",
+            self.table("snapshot_progress")
+        );
+        let rows: Vec<Row> = self
+            .target
+            .select(&sql, &[("pipe", &self.pipe), ("table", table)])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|r| Progress {
+                seq: r.seq,
+                last_key: r.last_key,
+                rows: r.rows,
+                done: r.done != 0,
+            })
+            .unwrap_or_default())
+    }
+
+    pub async fn save_progress(&self, table: &str, p: &Progress) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, seq, last_key, rows, done) SELECT {{pipe:String}}, \
+             {{table:String}}, {{seq:UInt64}}, {{key:String}}, {{rows:UInt64}}, {{done:UInt8}}",
+            self.table("snapshot_progress")
+        );
+        let (seq, rows, done) = (
+            p.seq.to_string(),
+            p.rows.to_string(),
+            u8::from(p.done).to_string(),
+        );
+        self.target
+            .execute(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("table", table),
+                    ("seq", &seq),
+                    ("key", &p.last_key),
+                    ("rows", &rows),
+                    ("done", &done),
+                ],
+            )
+            .await
+    }
+
+    /// All snapshot progress rows of the pipe, newest per table.
+    pub async fn all_progress(&self) -> Result<Vec<(String, Progress)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            table_name: String,
+            rows: u64,
+            done: u8,
+        }
+        let sql = format!(
+            "SELECT table_name, argMax(rows, seq) AS rows, argMax(done, seq) AS done FROM {} \
+             WHERE pipe = {{pipe:String}} GROUP BY table_name ORDER BY table_name",
+            self.table("snapshot_progress")
+        );
+        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.table_name,
+                    Progress {
+                        rows: r.rows,
+                        done: r.done != 0,
+                        ..Progress::default()
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub async fn stored_definition(&self, table: &str) -> Result<Option<TableDef>> {
+        #[derive(Deserialize)]
+        struct Row {
+            definition: String,
+        }
+        let sql = format!(
+            "SELECT definition FROM {} WHERE pipe = {{pipe:String}} AND table_name = {{table:String}} \
+             ORDER BY at DESC LIMIT 1",
+            self.table("table_definitions")
+        );
+        let rows: Vec<Row> = self
+            .target
+            .select(&sql, &[("pipe", &self.pipe), ("table", table)])
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(|r| {
+                serde_json::from_str(&r.definition).map_err(|e| {
+                    Error::State(format!("stored definition of {table} is unreadable: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    pub async fn save_definition(&self, def: &TableDef) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, definition) SELECT {{pipe:String}}, {{table:String}}, {{def:String}}",
+            self.table("table_definitions")
+        );
+        let json = serde_json::to_string(def).map_err(|e| Error::State(e.to_string()))?;
+        self.target
+            .execute(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("table", &def.qualified()),
+                    ("def", &json),
+                ],
+            )
+            .await
+    }
+}
