@@ -358,14 +358,17 @@ fn put_int(
     unsigned_value: bool,
 ) -> Option<()> {
     let width = if bytes == 3 { 4 } else { usize::from(bytes) };
-    // The binlog hands unsigned columns over as signed values of the column's width:
-    // reinterpret them (e.g. TINYINT UNSIGNED 255 arrives as -1).
+    let bits = u32::from(bytes) * 8;
+    // The binlog hands values over as raw column-width integers, sometimes with the wrong
+    // signedness (TINYINT UNSIGNED 255 as -1 without signedness metadata; MEDIUMINT -8388608
+    // as 8388608): reinterpret them in the column's own width.
     let v = if unsigned && v < 0 && !unsigned_value {
-        v + (1i128 << (u32::from(bytes) * 8))
+        v + (1i128 << bits)
+    } else if !unsigned && v >= 1i128 << (bits - 1) && v < 1i128 << bits {
+        v - (1i128 << bits)
     } else {
         v
     };
-    let bits = u32::from(bytes) * 8;
     let (min, max) = if unsigned {
         (0, (1i128 << bits) - 1)
     } else {
@@ -431,7 +434,12 @@ mod tests {
             unsigned: false,
         };
         assert_eq!(
-            enc(medium, Value::Int(-8_388_608), Origin::Binlog),
+            enc(medium.clone(), Value::Int(-8_388_608), Origin::Binlog),
+            Ok((-8_388_608i32).to_le_bytes().to_vec())
+        );
+        // The binlog row parser returns MEDIUMINT -8388608 as 8388608.
+        assert_eq!(
+            enc(medium, Value::Int(8_388_608), Origin::Binlog),
             Ok((-8_388_608i32).to_le_bytes().to_vec())
         );
     }

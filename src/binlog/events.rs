@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
+use mysql_common::proto::MySerialize;
 use mysql_common::value::Value;
 
 use crate::decode::{encode, Origin};
@@ -103,7 +104,8 @@ impl Decoder {
         };
         match data {
             EventData::RotateEvent(rotate) => {
-                self.file = rotate.name().into_owned();
+                self.file =
+                    String::from_utf8_lossy(strip_checksum(event, rotate.name_raw())).into_owned();
             }
             EventData::GtidEvent(_) | EventData::AnonymousGtidEvent(_) => batch.begin(),
             EventData::TableMapEvent(tme) => {
@@ -284,6 +286,28 @@ fn push_row(
             Ok(())
         })
         .map(|_| ())
+}
+
+/// The ROTATE a dump starts with comes before any FORMAT_DESCRIPTION, so the stream reader
+/// cannot know that it carries a CRC32 and leaves the checksum at the end of the file name.
+/// Strips those four bytes when they are the event's CRC32.
+fn strip_checksum<'a>(event: &Event, name: &'a [u8]) -> &'a [u8] {
+    let data = event.data();
+    let (Some(body), Some(crc)) = (
+        data.len().checked_sub(4).map(|n| &data[..n]),
+        data.len().checked_sub(4).and_then(|n| data.get(n..)),
+    ) else {
+        return name;
+    };
+    let mut covered = Vec::with_capacity(data.len() + 19);
+    event.header().serialize(&mut covered);
+    covered.extend_from_slice(body);
+    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if name.len() >= 4 && crc32fast::hash(&covered) == expected {
+        &name[..name.len() - 4]
+    } else {
+        name
+    }
 }
 
 fn same_key(plan: &TablePlan, before: &BinlogRow, after: &BinlogRow) -> bool {

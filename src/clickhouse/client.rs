@@ -42,7 +42,10 @@ impl Target {
             // Inserts the checkpoint depends on must be synchronous (ClickHouse may default
             // to async_insert=1).
             .with_option("async_insert", "0")
-            .with_option("wait_end_of_query", "1");
+            .with_option("wait_end_of_query", "1")
+            // The client compresses with LZ4; some servers default to ZSTD for compressed
+            // HTTP bodies and would answer in a format the client cannot read.
+            .with_option("network_compression_method", "lz4");
         Ok(Target { client, url })
     }
 

@@ -1,0 +1,541 @@
+//! Shared harness of the integration tests: real servers, the daemon as a child process, and
+//! a row-by-row comparison of source and target.
+//!
+//! Servers come from `TRIBUTARY_TEST_MARIADB_URL` and `TRIBUTARY_TEST_CLICKHOUSE_URL`
+//! (`scripts/test` starts them). Without them a test prints a notice and returns, unless
+//! `TRIBUTARY_TEST_REQUIRE_SERVERS=1`, where it fails. Each test works in databases of its own.
+#![allow(dead_code)]
+
+pub mod workload;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, Value};
+
+pub struct Servers {
+    pub mariadb_url: String,
+    pub clickhouse_url: String,
+    http: reqwest_lite::Http,
+}
+
+/// Returns the test servers, or `None` (after a notice) when they are not configured.
+pub fn servers() -> Option<Servers> {
+    let mariadb = std::env::var("TRIBUTARY_TEST_MARIADB_URL").ok();
+    let clickhouse = std::env::var("TRIBUTARY_TEST_CLICKHOUSE_URL").ok();
+    match (mariadb, clickhouse) {
+        (Some(mariadb_url), Some(clickhouse_url)) => Some(Servers {
+            http: reqwest_lite::Http::new(&clickhouse_url),
+            mariadb_url,
+            clickhouse_url,
+        }),
+        _ if std::env::var("TRIBUTARY_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") => {
+            panic!("TRIBUTARY_TEST_MARIADB_URL and TRIBUTARY_TEST_CLICKHOUSE_URL must be set (scripts/test sets them)")
+        }
+        _ => {
+            eprintln!("skipped: no test servers (run scripts/test, or set TRIBUTARY_TEST_MARIADB_URL and TRIBUTARY_TEST_CLICKHOUSE_URL)");
+            None
+        }
+    }
+}
+
+/// A name unique to this test run, usable as a database name on both servers.
+pub fn unique(prefix: &str) -> String {
+    format!("t_{prefix}_{:08x}", rand::random::<u32>())
+}
+
+impl Servers {
+    pub async fn mysql(&self) -> Conn {
+        let opts = Opts::from_url(&self.mariadb_url)
+            .expect("TRIBUTARY_TEST_MARIADB_URL is a mysql:// URL");
+        let mut conn = Conn::new(opts).await.expect("connect to the test MariaDB");
+        conn.query_drop("SET time_zone = '+00:00'")
+            .await
+            .expect("set time zone");
+        conn
+    }
+
+    /// Runs statements on the source, panicking with the statement on error.
+    pub async fn exec(&self, conn: &mut Conn, sql: &str) {
+        if let Err(e) = conn.query_drop(sql).await {
+            panic!("source statement failed: {e}\n{sql}");
+        }
+    }
+
+    /// Runs a ClickHouse statement and returns its TSV output.
+    pub fn ch(&self, sql: &str) -> String {
+        self.http
+            .post(sql)
+            .unwrap_or_else(|e| panic!("ClickHouse: {e}\n{sql}"))
+    }
+
+    pub fn ch_try(&self, sql: &str) -> Result<String, String> {
+        self.http.post(sql)
+    }
+
+    /// Writes a one-pipe config and returns its path.
+    pub fn config(&self, pipe: &Pipe, extra: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("{}.toml", pipe.name));
+        let text = format!(
+            r#"[api]
+listen = "127.0.0.1:0"
+
+[[pipes]]
+name = "{name}"
+mode = "{mode}"
+
+[pipes.source]
+url = "{source}"
+
+[pipes.target]
+url = "{target}"
+database = "{db}"
+state_database = "{db}_state"
+
+[pipes.tables]
+include = ["{db}.*"]
+
+[pipes.snapshot]
+rows_per_partition = {rows_per_partition}
+
+[pipes.sync]
+batch_rows = {batch_rows}
+flush_interval = "{flush}"
+{extra}"#,
+            name = pipe.name,
+            mode = pipe.mode,
+            source = self.mariadb_url,
+            target = self.clickhouse_url,
+            db = pipe.db,
+            rows_per_partition = pipe.rows_per_partition,
+            batch_rows = pipe.batch_rows,
+            flush = pipe.flush_interval,
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// Drops the test's databases on both servers.
+    pub async fn cleanup(&self, pipe: &Pipe) {
+        let mut conn = self.mysql().await;
+        self.exec(&mut conn, &format!("DROP DATABASE IF EXISTS `{}`", pipe.db))
+            .await;
+        self.ch(&format!("DROP DATABASE IF EXISTS `{}`", pipe.db));
+        self.ch(&format!("DROP DATABASE IF EXISTS `{}_state`", pipe.db));
+    }
+
+    /// The pipe's current lifecycle state, per the state store.
+    pub fn state(&self, pipe: &Pipe) -> String {
+        self.ch(&format!(
+            "SELECT to_state FROM `{}_state`.pipe_state WHERE pipe = '{}' ORDER BY seq DESC LIMIT 1",
+            pipe.db, pipe.name
+        ))
+        .trim()
+        .to_owned()
+    }
+
+    pub fn wait_for_state(&self, pipe: &Pipe, state: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.ch_try(&format!(
+                "SELECT to_state FROM `{}_state`.pipe_state WHERE pipe = '{}' ORDER BY seq DESC LIMIT 1",
+                pipe.db, pipe.name
+            ));
+            if now.as_deref().map(str::trim) == Ok(state) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pipe {} did not reach {state} within {timeout:?} (now {now:?})",
+                pipe.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// One pipe under test: its names and settings.
+pub struct Pipe {
+    pub name: String,
+    pub db: String,
+    pub mode: &'static str,
+    pub rows_per_partition: u64,
+    pub batch_rows: u64,
+    pub flush_interval: &'static str,
+}
+
+impl Pipe {
+    pub fn new(prefix: &str) -> Pipe {
+        let db = unique(prefix);
+        Pipe {
+            name: db.clone(),
+            db,
+            mode: "cdc",
+            rows_per_partition: 1000,
+            batch_rows: 500,
+            flush_interval: "200ms",
+        }
+    }
+}
+
+/// The daemon as a child process, its stderr in a log file.
+pub struct Daemon {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &PathBuf) -> Daemon {
+        Daemon::start_args(
+            &["run", "--config", config.to_str().expect("utf-8 path")],
+            config,
+        )
+    }
+
+    pub fn start_args(args: &[&str], config: &PathBuf) -> Daemon {
+        let log = config.with_extension(format!("{}.log", rand::random::<u16>()));
+        let file = std::fs::File::create(&log).expect("create log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start tributary");
+        Daemon { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        self.wait(timeout)
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                panic!(
+                    "tributary did not exit within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How a column is compared: the canonical text both sides are brought to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Int,
+    /// DECIMAL with this scale.
+    Decimal(u8),
+    Float,
+    Double,
+    Text,
+    Binary,
+    Date,
+    /// DATETIME / TIMESTAMP with this many fractional digits.
+    DateTime(u8),
+    Time,
+    Year,
+}
+
+/// Canonical text of a source value (fetched through the binary protocol, UTC session).
+fn canonical_source(kind: Kind, v: &Value) -> String {
+    match (kind, v) {
+        (_, Value::NULL) => "NULL".into(),
+        (Kind::Float, Value::Float(f)) => format!("f32:{:08x}", f.to_bits()),
+        (Kind::Double, Value::Double(f)) => format!("f64:{:016x}", f.to_bits()),
+        (Kind::Binary, Value::Bytes(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        (_, Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+        (_, Value::Int(i)) => i.to_string(),
+        (_, Value::UInt(u)) => u.to_string(),
+        (Kind::Date, Value::Date(y, m, d, ..)) => format!("{y:04}-{m:02}-{d:02}"),
+        (Kind::DateTime(fsp), Value::Date(y, m, d, h, mi, s, us)) => {
+            let mut out = format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+            if fsp > 0 {
+                let frac = format!("{us:06}");
+                write!(out, ".{}", &frac[..usize::from(fsp)]).ok();
+            }
+            out
+        }
+        (Kind::Time, Value::Time(neg, d, h, m, s, us)) => {
+            let micros =
+                ((i64::from(*d) * 24 + i64::from(*h)) * 3600 + i64::from(*m) * 60 + i64::from(*s))
+                    * 1_000_000
+                    + i64::from(*us);
+            (if *neg { -micros } else { micros }).to_string()
+        }
+        (k, v) => panic!("no canonical form for {v:?} as {k:?}"),
+    }
+}
+
+/// ClickHouse expression giving the canonical text of a target column.
+fn canonical_target(kind: Kind, col: &str) -> String {
+    let c = format!("`{col}`");
+    let expr = match kind {
+        Kind::Float => {
+            format!("concat('f32:', leftPad(lower(hex(reinterpretAsUInt32({c}))), 8, '0'))")
+        }
+        Kind::Double => {
+            format!("concat('f64:', leftPad(lower(hex(reinterpretAsUInt64({c}))), 16, '0'))")
+        }
+        Kind::Binary => format!("lower(hex({c}))"),
+        Kind::Decimal(scale) => format!("toDecimalString({c}, {scale})"),
+        Kind::Text => format!("toString({c})"),
+        _ => format!("toString({c})"),
+    };
+    format!("if(isNull({c}), 'NULL', assumeNotNull({expr}))")
+}
+
+/// A table to compare: its name, key column count (leading columns) and columns.
+pub struct Table<'a> {
+    pub name: &'a str,
+    pub key: &'a [&'a str],
+    pub columns: &'a [(&'a str, Kind)],
+}
+
+impl Servers {
+    pub async fn source_rows(&self, conn: &mut Conn, db: &str, t: &Table<'_>) -> Vec<String> {
+        let cols: Vec<String> = t.columns.iter().map(|(c, _)| format!("`{c}`")).collect();
+        let sql = format!("SELECT {} FROM `{db}`.`{}`", cols.join(", "), t.name);
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, ()).await.expect("read source rows");
+        let mut out: Vec<String> = rows
+            .into_iter()
+            .map(|row| {
+                t.columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, kind))| {
+                        canonical_source(*kind, row.as_ref(i).unwrap_or(&Value::NULL))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\t")
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn target_rows(&self, db: &str, t: &Table<'_>) -> Vec<String> {
+        let exprs: Vec<String> = t
+            .columns
+            .iter()
+            .map(|(c, k)| canonical_target(*k, c))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM `{db}`.`{}` FINAL WHERE _tributary_is_deleted = 0 \
+             SETTINGS output_format_decimal_trailing_zeros = 1 FORMAT TabSeparatedRaw",
+            exprs.join(", "),
+            t.name
+        );
+        let mut out: Vec<String> = self.ch(&sql).lines().map(str::to_owned).collect();
+        out.sort();
+        out
+    }
+
+    /// Compares source and target row by row; on mismatch, describes the first difference.
+    pub async fn diff(&self, conn: &mut Conn, db: &str, t: &Table<'_>) -> Option<String> {
+        let source = self.source_rows(conn, db, t).await;
+        let target = self.target_rows(db, t);
+        if source == target {
+            return None;
+        }
+        let names: Vec<&str> = t.columns.iter().map(|(c, _)| *c).collect();
+        let key_len = t.key.len();
+        let key_of = |row: &str| row.split('\t').take(key_len).collect::<Vec<_>>().join(",");
+        let tgt: std::collections::HashMap<String, &String> =
+            target.iter().map(|r| (key_of(r), r)).collect();
+        let src: std::collections::HashMap<String, &String> =
+            source.iter().map(|r| (key_of(r), r)).collect();
+        for row in &source {
+            match tgt.get(&key_of(row)) {
+                None => {
+                    return Some(format!(
+                        "{db}.{}: key ({}) missing in the target; source row {row}",
+                        t.name,
+                        key_of(row)
+                    ))
+                }
+                Some(other) if *other != row => {
+                    for ((s, d), name) in row.split('\t').zip(other.split('\t')).zip(&names) {
+                        if s != d {
+                            return Some(format!(
+                                "{db}.{}: key ({}) column {name}: source {s:?}, target {d:?}",
+                                t.name,
+                                key_of(row)
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for row in &target {
+            if !src.contains_key(&key_of(row)) {
+                return Some(format!(
+                    "{db}.{}: key ({}) is in the target but not in the source: {row}",
+                    t.name,
+                    key_of(row)
+                ));
+            }
+        }
+        Some(format!(
+            "{db}.{}: {} source rows, {} target rows (duplicates in the target)",
+            t.name,
+            source.len(),
+            target.len()
+        ))
+    }
+
+    /// Waits until source and target are equal, panicking with the last difference.
+    pub async fn wait_equal(
+        &self,
+        db: &str,
+        tables: &[Table<'_>],
+        timeout: Duration,
+        daemon: &Daemon,
+    ) {
+        let mut conn = self.mysql().await;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut diff = None;
+            for t in tables {
+                diff = self.diff(&mut conn, db, t).await;
+                if diff.is_some() {
+                    break;
+                }
+            }
+            match diff {
+                None => return,
+                Some(d) if Instant::now() > deadline => {
+                    panic!(
+                        "source and target differ after {timeout:?}: {d}\ndaemon log:\n{}",
+                        tail(&daemon.log_text(), 40)
+                    )
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    }
+
+    /// Asserts no key has two live rows, and that a replay wrote identical rows for a version.
+    pub fn assert_no_duplicates(&self, db: &str, t: &Table<'_>) {
+        let key = t
+            .key
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let dup = self.ch(&format!(
+            "SELECT {key}, count() FROM `{db}`.`{}` FINAL WHERE _tributary_is_deleted = 0 GROUP BY {key} HAVING count() > 1 LIMIT 5",
+            t.name
+        ));
+        assert!(
+            dup.trim().is_empty(),
+            "{db}.{}: duplicate live rows:\n{dup}",
+            t.name
+        );
+        let cols = t
+            .columns
+            .iter()
+            .map(|(c, _)| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let diverged = self.ch(&format!(
+            "SELECT {key}, _tributary_version, uniqExact(tuple({cols}, _tributary_is_deleted)) AS n FROM `{db}`.`{}` \
+             GROUP BY {key}, _tributary_version HAVING n > 1 LIMIT 5",
+            t.name
+        ));
+        assert!(
+            diverged.trim().is_empty(),
+            "{db}.{}: one version written with different values:\n{diverged}",
+            t.name
+        );
+    }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A minimal blocking HTTP client for ClickHouse statements (the tests' own, independent of
+/// the code under test).
+mod reqwest_lite {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub struct Http {
+        host: String,
+    }
+
+    impl Http {
+        pub fn new(url: &str) -> Http {
+            let host = url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned();
+            Http { host }
+        }
+
+        pub fn post(&self, sql: &str) -> Result<String, String> {
+            let mut stream = TcpStream::connect(&self.host).map_err(|e| e.to_string())?;
+            // HTTP/1.0: the body ends with the connection, no chunked encoding to undo.
+            let request = format!(
+                "POST /?async_insert=0 HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{sql}",
+                self.host,
+                sql.len()
+            );
+            stream
+                .write_all(request.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let mut response = Vec::new();
+            stream
+                .read_to_end(&mut response)
+                .map_err(|e| e.to_string())?;
+            let split = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .ok_or("malformed HTTP response")?;
+            let ok = response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200");
+            let body = String::from_utf8_lossy(&response[split + 4..]).into_owned();
+            if ok {
+                Ok(body)
+            } else {
+                Err(body)
+            }
+        }
+    }
+}
