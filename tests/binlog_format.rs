@@ -1,0 +1,55 @@
+//! A source whose binlog cannot carry row changes is refused with the setting, the value found
+//! and the value required. Its own test binary: it changes a global setting of the shared test
+//! server, and test binaries run one after another.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use support::{servers, Daemon, Pipe};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statement_binlog_format_is_refused() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("stmt");
+    let mut conn = s.mysql().await;
+    s.exec(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE `{0}`; CREATE TABLE `{0}`.t (id INT PRIMARY KEY)",
+            pipe.db
+        ),
+    )
+    .await;
+    let config = s.config(&pipe, "");
+    s.exec(&mut conn, "SET GLOBAL binlog_format = 'STATEMENT'")
+        .await;
+    let check = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["check", "--config", config.to_str().expect("path")])
+        .output()
+        .expect("run check");
+    let mut daemon = Daemon::start(&config);
+    let code = daemon.wait(Duration::from_secs(30));
+    // Restore before asserting, so that a failure here does not break the tests after it.
+    conn.query_drop("SET GLOBAL binlog_format = 'ROW'")
+        .await
+        .expect("restore binlog_format");
+
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL binlog_format: found STATEMENT, required ROW"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS binlog_row_image"), "{stdout}");
+    assert_eq!(code, Some(1), "{}", daemon.log_text());
+    assert_eq!(s.state(&pipe), "Failed");
+    let log = daemon.log_text();
+    assert!(
+        log.contains("binlog_format") && log.contains("STATEMENT") && log.contains("ROW"),
+        "{log}"
+    );
+    s.cleanup(&pipe).await;
+}
