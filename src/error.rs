@@ -25,7 +25,7 @@ pub(crate) enum Error {
     Decode {
         table: String,
         position: String,
-        source: crate::decode::DecodeError,
+        source: Box<crate::decode::DecodeError>,
     },
     #[error("binlog: {0}")]
     Binlog(String),
@@ -42,7 +42,7 @@ pub(crate) enum Error {
     #[error("source `{url}`: {source}")]
     Source {
         url: String,
-        source: mysql_async::Error,
+        source: Box<mysql_async::Error>,
     },
     #[error("ClickHouse `{url}`: {message}")]
     Target {
@@ -69,7 +69,7 @@ impl Error {
     /// Whether retrying the same operation later may succeed (network, restarts, timeouts).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Source { source, .. } => match source {
+            Error::Source { source, .. } => match source.as_ref() {
                 mysql_async::Error::Server(e) => !DEFINITE_SERVER_ERRORS.contains(&e.code),
                 mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
                 _ => false,

@@ -170,18 +170,30 @@ pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> 
     }
 }
 
+/// What loading a table needs besides the table itself.
+pub(crate) struct Loader<'a> {
+    pub source: &'a Source,
+    pub target: &'a Target,
+    pub target_db: &'a str,
+    pub store: &'a StateStore,
+    pub rows_per_page: u64,
+}
+
 /// Loads one table from where its recorded progress stopped; returns false when stopped by
 /// `shutdown` before the end.
 pub(crate) async fn load_table(
-    source: &Source,
+    loader: &Loader<'_>,
     conn: &mut Conn,
-    target: &Target,
-    target_db: &str,
-    store: &StateStore,
     plan: &TablePlan,
-    rows_per_page: u64,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<bool> {
+    let Loader {
+        source,
+        target,
+        target_db,
+        store,
+        rows_per_page,
+    } = *loader;
     let table = plan.def.qualified();
     let mut progress = store.progress(&table).await?;
     if progress.done {
@@ -263,7 +275,7 @@ async fn load_page(
             encode(col, value, Origin::Snapshot, &mut buf).map_err(|source| Error::Decode {
                 table: table.clone(),
                 position: "snapshot".into(),
-                source,
+                source: Box::new(source),
             })?;
         }
         buf.extend_from_slice(&0u64.to_le_bytes()); // _tributary_version

@@ -248,7 +248,7 @@ fn push_row(
     let decode_error = |source| Error::Decode {
         table: plan.def.qualified(),
         position: position().to_string(),
-        source,
+        source: Box::new(source),
     };
     batch
         .push(table, deleted, |out| {

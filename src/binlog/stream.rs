@@ -58,23 +58,27 @@ impl BinlogStream {
         match tokio::time::timeout(READ_TIMEOUT, self.inner.next()).await {
             Err(_) => Err(Error::Source {
                 url: self.source_url.clone(),
-                source: mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no binlog event or heartbeat for {READ_TIMEOUT:?}"),
+                source: Box::new(mysql_async::Error::Io(mysql_async::IoError::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no binlog event or heartbeat for {READ_TIMEOUT:?}"),
+                    ),
                 ))),
             }),
             Ok(None) => Err(Error::Source {
                 url: self.source_url.clone(),
-                source: mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the source closed the binlog stream",
+                source: Box::new(mysql_async::Error::Io(mysql_async::IoError::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the source closed the binlog stream",
+                    ),
                 ))),
             }),
             Ok(Some(Ok(event))) => Ok(event),
             Ok(Some(Err(source))) => Err(classify(
                 Error::Source {
                     url: self.source_url.clone(),
-                    source,
+                    source: Box::new(source),
                 },
                 &self.from,
             )),
@@ -85,12 +89,14 @@ impl BinlogStream {
 /// Server error 1236 means the position is gone: a definite error that names the position.
 fn classify(err: Error, from: &Position) -> Error {
     match err {
-        Error::Source {
-            source: mysql_async::Error::Server(ref e),
-            ..
-        } if e.code == ER_MASTER_FATAL_ERROR_READING_BINLOG => Error::PositionPurged {
-            position: from.to_string(),
-            detail: e.message.clone(),
+        Error::Source { ref source, .. } => match source.as_ref() {
+            mysql_async::Error::Server(e) if e.code == ER_MASTER_FATAL_ERROR_READING_BINLOG => {
+                Error::PositionPurged {
+                    position: from.to_string(),
+                    detail: e.message.clone(),
+                }
+            }
+            _ => err,
         },
         other => other,
     }

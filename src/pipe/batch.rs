@@ -13,6 +13,14 @@ pub(crate) struct TableRows {
     pub rows: usize,
 }
 
+/// The committed rows of one table, taken out of a batch to be written.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub table: usize,
+    pub data: Vec<u8>,
+    pub rows: usize,
+}
+
 /// Where the open transaction started, to roll it back.
 #[derive(Debug)]
 struct Mark {
@@ -104,11 +112,11 @@ impl Batch {
 
     /// Takes the rows of committed transactions out of the batch, with the position they end
     /// at. Inside an open transaction (only at shutdown) the open part stays behind.
-    pub fn take_committed(&mut self) -> (Vec<(usize, Vec<u8>, usize)>, Option<Position>) {
+    pub fn take_committed(&mut self) -> (Vec<Taken>, Option<Position>) {
         let mut out = Vec::new();
         for (i, t) in self.tables.iter_mut().enumerate() {
             let (len, rows) = match &mut self.open {
-                Some(mark) => std::mem::replace(&mut mark.lens[i], (0, 0)),
+                Some(mark) => std::mem::take(&mut mark.lens[i]),
                 None => (t.data.len(), t.rows),
             };
             if rows == 0 {
@@ -120,7 +128,11 @@ impl Batch {
                 t.data.drain(..len).collect()
             };
             t.rows -= rows;
-            out.push((i, data, rows));
+            out.push(Taken {
+                table: i,
+                data,
+                rows,
+            });
         }
         self.committed_rows = 0;
         (out, self.position.take())
@@ -170,10 +182,7 @@ mod tests {
         let (tables, position) = b.take_committed();
         assert_eq!(position, Some(pos(200)));
         assert_eq!(
-            tables
-                .iter()
-                .map(|(i, _, rows)| (*i, *rows))
-                .collect::<Vec<_>>(),
+            tables.iter().map(|t| (t.table, t.rows)).collect::<Vec<_>>(),
             [(0, 1), (1, 1)]
         );
         assert_eq!(b.rows(), 0);
@@ -189,8 +198,8 @@ mod tests {
         let (tables, position) = b.take_committed();
         assert_eq!(position, Some(pos(10)));
         assert_eq!(tables.len(), 1);
-        assert_eq!(tables[0].1[0], 1);
-        assert_eq!(tables[0].2, 1);
+        assert_eq!(tables[0].data[0], 1);
+        assert_eq!(tables[0].rows, 1);
         assert_eq!(b.tables[0].rows, 1);
         assert_eq!(b.tables[0].data[0], 2);
     }

@@ -128,11 +128,11 @@ impl Cdc<'_> {
         };
         let started = Instant::now();
         let mut changes = 0;
-        for (table, data, rows) in tables {
-            let data = Bytes::from(data);
-            self.retry(|| self.target.insert(&inserts[table], data.clone()))
+        for taken in tables {
+            let data = Bytes::from(taken.data);
+            self.retry(|| self.target.insert(&inserts[taken.table], data.clone()))
                 .await?;
-            changes += rows;
+            changes += taken.rows;
         }
         let next = Checkpoint {
             seq: checkpoint.seq + 1,

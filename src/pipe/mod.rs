@@ -275,18 +275,15 @@ impl Runner {
             }
         };
         info!(pipe = %self.cfg.name, position = %start, "snapshot position");
+        let loader = snapshot::Loader {
+            source,
+            target: &self.target,
+            target_db: &self.cfg.target.database,
+            store: &self.store,
+            rows_per_page: self.cfg.snapshot.rows_per_partition,
+        };
         for plan in pending {
-            let done = snapshot::load_table(
-                source,
-                &mut conn,
-                &self.target,
-                &self.cfg.target.database,
-                &self.store,
-                plan,
-                self.cfg.snapshot.rows_per_partition,
-                &self.shutdown,
-            )
-            .await?;
+            let done = snapshot::load_table(&loader, &mut conn, plan, &self.shutdown).await?;
             if !done || self.stopping() {
                 return Ok(false);
             }

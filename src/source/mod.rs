@@ -46,7 +46,7 @@ impl Source {
         let redacted = redacted.to_string();
         let opts = Opts::from_url(url.as_str()).map_err(|e| Error::Source {
             url: redacted.clone(),
-            source: e.into(),
+            source: Box::new(e.into()),
         })?;
         let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
         let mut builder = OptsBuilder::from_opts(opts)
@@ -83,7 +83,7 @@ impl Source {
     ) -> Result<T> {
         fut.await.map_err(|source| Error::Source {
             url: self.url.clone(),
-            source,
+            source: Box::new(source),
         })
     }
 

@@ -188,14 +188,14 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn start(config: &PathBuf) -> Daemon {
+    pub fn start(config: &std::path::Path) -> Daemon {
         Daemon::start_args(
             &["run", "--config", config.to_str().expect("utf-8 path")],
             config,
         )
     }
 
-    pub fn start_args(args: &[&str], config: &PathBuf) -> Daemon {
+    pub fn start_args(args: &[&str], config: &std::path::Path) -> Daemon {
         let log = config.with_extension(format!("{}.log", rand::random::<u16>()));
         let file = std::fs::File::create(&log).expect("create log");
         let child = Command::new(env!("CARGO_BIN_EXE_tributary"))

@@ -1,0 +1,555 @@
+//! Validation of the parsed value tree: the schema walk that rejects unknown keys, typed
+//! field extraction, the per-field rules, and the errors naming key, value and expectation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Map, Value, ValueKind};
+use url::Url;
+
+use super::{
+    read_password_file, redact_url, ApiConfig, Config, ConfigError, Flavor, Mode, PipeConfig,
+    SnapshotConfig, SourceConfig, SyncConfig, TableOptions, TablesConfig, TargetConfig,
+};
+
+const ROOT_KEYS: &[&str] = &["api", "pipes"];
+const API_KEYS: &[&str] = &["listen"];
+const PIPE_KEYS: &[&str] = &[
+    "name", "mode", "source", "target", "tables", "snapshot", "sync",
+];
+const SOURCE_KEYS: &[&str] = &["url", "server_id", "flavor", "password_file"];
+const TARGET_KEYS: &[&str] = &[
+    "url",
+    "user",
+    "password",
+    "password_file",
+    "database",
+    "state_database",
+];
+const TABLES_KEYS: &[&str] = &["include", "exclude", "options"];
+const OPTION_KEYS: &[&str] = &["target", "exclude_columns", "order_by"];
+const SNAPSHOT_KEYS: &[&str] = &["rows_per_partition", "parallelism", "tables_in_parallel"];
+const SYNC_KEYS: &[&str] = &["batch_rows", "flush_interval"];
+const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
+const NAME_EXPECTED: &str = "a non-empty pipe name made of letters, digits, `_` and `-`";
+const IDENT_PROBLEM: &str = "is not a valid ClickHouse identifier (expected letters, digits and `_`, not starting with a digit)";
+const PATTERN_PROBLEM: &str = "is not a `db.table` pattern (expected exactly one `.` between a database and a table, e.g. \"shop.*\")";
+const DURATION_PROBLEM: &str = "is not a duration (expected e.g. \"500ms\", \"5s\", \"1m\")";
+const SOURCE_URL_EXPECTED: &str =
+    "a mysql:// or mariadb:// URL with a host, e.g. \"mysql://user:password@127.0.0.1:3306\"";
+const TARGET_URL_EXPECTED: &str =
+    "an http:// or https:// URL with a host, e.g. \"http://127.0.0.1:8123\"";
+
+/// Checks the parsed tree (environment overrides already applied) and builds the typed
+/// config; `base_dir` resolves relative `password_file` paths.
+pub(super) fn build_config(
+    root: &Map<String, Value>,
+    base_dir: &Path,
+) -> Result<Config, ConfigError> {
+    build_root(
+        &Section::from_map(String::new(), root, ROOT_KEYS)?,
+        base_dir,
+    )
+}
+
+fn invalid(
+    key: impl Into<String>,
+    value: impl fmt::Display,
+    problem: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        problem: problem.into(),
+    }
+}
+
+fn wrong_type(key: impl Into<String>, expected: &str, found: &ValueKind) -> ConfigError {
+    let found = match found {
+        ValueKind::Nil => "nothing",
+        ValueKind::Boolean(_) => "a boolean",
+        ValueKind::I64(_) | ValueKind::I128(_) | ValueKind::U64(_) | ValueKind::U128(_) => {
+            "an integer"
+        }
+        ValueKind::Float(_) => "a float",
+        ValueKind::String(_) => "a string",
+        ValueKind::Table(_) => "a table",
+        ValueKind::Array(_) => "an array",
+    };
+    ConfigError::Type {
+        key: key.into(),
+        expected: expected.into(),
+        found: found.into(),
+    }
+}
+
+/// Whether `s` is a non-empty run of `[A-Za-z0-9_-]` (a TOML bare key, a pipe name).
+fn is_bare(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Appends `key` to a key path, quoting it TOML-style unless it is a bare key.
+fn join(path: &str, key: &str) -> String {
+    let key = if is_bare(key) {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    };
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// One table of the parsed tree, already checked for unknown keys.
+struct Section<'a> {
+    path: String,
+    map: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> Section<'a> {
+    fn from_map(
+        path: String,
+        map: &'a Map<String, Value>,
+        known: &[&str],
+    ) -> Result<Self, ConfigError> {
+        let mut unknown: Vec<&String> = map
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        if let Some(key) = unknown.first() {
+            let section = if path.is_empty() {
+                "the top level".to_owned()
+            } else {
+                format!("`{path}`")
+            };
+            return Err(ConfigError::UnknownKey {
+                key: join(&path, key),
+                section,
+                known: known.join(", "),
+            });
+        }
+        Ok(Self {
+            path,
+            map: Some(map),
+        })
+    }
+
+    /// A section that may be absent (then every key takes its default).
+    fn new(path: String, value: Option<&'a Value>, known: &[&str]) -> Result<Self, ConfigError> {
+        match value.map(|v| &v.kind) {
+            None => Ok(Self { path, map: None }),
+            Some(ValueKind::Table(map)) => Self::from_map(path, map, known),
+            Some(other) => Err(wrong_type(path, "a table", other)),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        join(&self.path, name)
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.map?
+            .get(name)
+            .filter(|v| !matches!(v.kind, ValueKind::Nil))
+    }
+
+    fn section(&self, name: &str, known: &[&str]) -> Result<Section<'a>, ConfigError> {
+        Section::new(self.key(name), self.get(name), known)
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(name).map(|v| &v.kind) {
+            None => Ok(None),
+            Some(ValueKind::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(wrong_type(self.key(name), "a string", other)),
+        }
+    }
+
+    fn required(&self, name: &str, expected: &str) -> Result<String, ConfigError> {
+        self.string(name)?.ok_or_else(|| ConfigError::Missing {
+            key: self.key(name),
+            expected: expected.into(),
+        })
+    }
+
+    /// An integer (or a string holding one, as the environment gives) in `min..=max`.
+    fn int<T: TryFrom<u64>>(
+        &self,
+        name: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<T>, ConfigError> {
+        let key = self.key(name);
+        let range = format!("must be between {min} and {max}");
+        let n: i128 = match self.get(name).map(|v| &v.kind) {
+            None => return Ok(None),
+            Some(ValueKind::I64(n)) => i128::from(*n),
+            Some(ValueKind::U64(n)) => i128::from(*n),
+            Some(ValueKind::I128(n)) => *n,
+            Some(ValueKind::U128(n)) => i128::try_from(*n).unwrap_or(i128::MAX),
+            Some(ValueKind::String(s)) => s
+                .trim()
+                .parse()
+                .map_err(|_| invalid(&key, s, format!("is not an integer ({range})")))?,
+            Some(other) => return Err(wrong_type(key, "an integer", other)),
+        };
+        u64::try_from(n)
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| invalid(key, n, format!("is out of range ({range})")))
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        let key = self.key(name);
+        match self.get(name).map(|v| &v.kind) {
+            None => Ok(None),
+            Some(ValueKind::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match &item.kind {
+                    ValueKind::String(s) => Ok(s.clone()),
+                    other => Err(wrong_type(format!("{key}[{i}]"), "a string", other)),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(other) => Err(wrong_type(key, "an array of strings", other)),
+        }
+    }
+
+    fn choice<T: Copy + Default>(
+        &self,
+        name: &str,
+        all: &[T],
+        as_str: fn(T) -> &'static str,
+    ) -> Result<T, ConfigError> {
+        let Some(s) = self.string(name)? else {
+            return Ok(T::default());
+        };
+        all.iter()
+            .copied()
+            .find(|v| as_str(*v) == s)
+            .ok_or_else(|| {
+                let names: Vec<String> =
+                    all.iter().map(|v| format!("\"{}\"", as_str(*v))).collect();
+                invalid(
+                    self.key(name),
+                    &s,
+                    format!(
+                        "is not a valid {name} (expected one of {})",
+                        names.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// A password file path, resolved against `base_dir` and checked readable.
+    fn password_file(&self, base_dir: &Path) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(s) = self.string("password_file")? else {
+            return Ok(None);
+        };
+        let key = self.key("password_file");
+        if s.trim().is_empty() {
+            return Err(invalid(
+                key,
+                &s,
+                "is empty (expected the path of a file holding the password)",
+            ));
+        }
+        let path = base_dir.join(&s);
+        match read_password_file(&path) {
+            Ok(_) => Ok(Some(path)),
+            Err(e) => Err(invalid(key, path.display(), format!("cannot be read: {e}"))),
+        }
+    }
+}
+
+fn build_root(root: &Section<'_>, base_dir: &Path) -> Result<Config, ConfigError> {
+    let api_section = root.section("api", API_KEYS)?;
+    let mut api = ApiConfig::default();
+    if let Some(s) = api_section.string("listen")? {
+        api.listen = s.trim().parse().map_err(|_| {
+            invalid(api_section.key("listen"), &s, "is not a socket address (expected IP:port, e.g. \"127.0.0.1:9187\" or \"[::1]:9187\")")
+        })?;
+    }
+    let items = match root.get("pipes").map(|v| &v.kind) {
+        None => {
+            return Err(ConfigError::Missing {
+                key: "pipes".into(),
+                expected: "at least one [[pipes]] table".into(),
+            })
+        }
+        Some(ValueKind::Array(items)) => items,
+        Some(other) => return Err(wrong_type("pipes", "an array of tables ([[pipes]])", other)),
+    };
+    if items.is_empty() {
+        return Err(invalid(
+            "pipes",
+            "[]",
+            "is empty (expected at least one [[pipes]] table)",
+        ));
+    }
+    let mut pipes: Vec<PipeConfig> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let pipe = build_pipe(
+            &Section::new(format!("pipes[{i}]"), Some(item), PIPE_KEYS)?,
+            base_dir,
+        )?;
+        for (j, other) in pipes.iter().enumerate() {
+            if other.name == pipe.name {
+                return Err(invalid(
+                    format!("pipes[{i}].name"),
+                    &pipe.name,
+                    format!("is already used by pipes[{j}] (expected unique pipe names)"),
+                ));
+            }
+            let server = |p: &PipeConfig| {
+                (
+                    p.source.url.host_str().map(str::to_owned),
+                    p.source.url.port().unwrap_or(3306),
+                )
+            };
+            if let Some(id) = pipe
+                .source
+                .server_id
+                .filter(|id| other.source.server_id == Some(*id))
+            {
+                if server(other) == server(&pipe) {
+                    return Err(invalid(format!("pipes[{i}].source.server_id"), id, format!("is already used by pipes[{j}] on the same source server (expected a unique server_id per source)")));
+                }
+            }
+        }
+        pipes.push(pipe);
+    }
+    Ok(Config { api, pipes })
+}
+
+fn build_pipe(p: &Section<'_>, base_dir: &Path) -> Result<PipeConfig, ConfigError> {
+    let name = p.required("name", NAME_EXPECTED)?;
+    if !is_bare(&name) {
+        let problem = format!("is not a valid pipe name (expected {NAME_EXPECTED})");
+        return Err(invalid(p.key("name"), &name, problem));
+    }
+    let mode = p.choice("mode", &Mode::ALL, Mode::as_str)?;
+
+    let s = p.section("source", SOURCE_KEYS)?;
+    let source = SourceConfig {
+        url: parse_url(&s, &["mysql", "mariadb"], SOURCE_URL_EXPECTED)?,
+        server_id: s.int("server_id", 1, u64::from(u32::MAX))?,
+        flavor: s.choice("flavor", &Flavor::ALL, Flavor::as_str)?,
+        password_file: s.password_file(base_dir)?,
+    };
+
+    let t = p.section("target", TARGET_KEYS)?;
+    let url = parse_url(&t, &["http", "https"], TARGET_URL_EXPECTED)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(t.key("url"), redact_url(url.as_str()), "contains credentials (expected them in target.user and target.password or target.password_file)"));
+    }
+    let user = t.string("user")?.unwrap_or_else(|| "default".into());
+    if user.is_empty() {
+        return Err(invalid(
+            t.key("user"),
+            &user,
+            "is empty (expected a ClickHouse user name)",
+        ));
+    }
+    let database = t.required("database", "a ClickHouse database name")?;
+    check_identifier(&t.key("database"), &database)?;
+    let state_database = t
+        .string("state_database")?
+        .unwrap_or_else(|| "_tributary".into());
+    check_identifier(&t.key("state_database"), &state_database)?;
+    if state_database == database {
+        return Err(invalid(
+            t.key("state_database"),
+            &state_database,
+            "is the same as target.database (expected a separate database for tributary's state)",
+        ));
+    }
+    let target = TargetConfig {
+        url,
+        user,
+        password: t.string("password")?.unwrap_or_default(),
+        password_file: t.password_file(base_dir)?,
+        database,
+        state_database,
+    };
+
+    let tables = build_tables(&p.section("tables", TABLES_KEYS)?)?;
+
+    let sn = p.section("snapshot", SNAPSHOT_KEYS)?;
+    let mut snapshot = SnapshotConfig::default();
+    if let Some(n) = sn.int("rows_per_partition", 1, u64::MAX)? {
+        snapshot.rows_per_partition = n;
+    }
+    if let Some(n) = sn.int("parallelism", 1, 64)? {
+        snapshot.parallelism = n;
+    }
+    if let Some(n) = sn.int("tables_in_parallel", 1, 64)? {
+        snapshot.tables_in_parallel = n;
+    }
+
+    let sy = p.section("sync", SYNC_KEYS)?;
+    let mut sync = SyncConfig::default();
+    if let Some(n) = sy.int("batch_rows", 1, 10_000_000)? {
+        sync.batch_rows = n;
+    }
+    let key = sy.key("flush_interval");
+    match sy.get("flush_interval").map(|v| &v.kind) {
+        None => {}
+        Some(ValueKind::String(s)) => {
+            let d = humantime::parse_duration(s.trim())
+                .map_err(|_| invalid(&key, s, DURATION_PROBLEM))?;
+            if d.is_zero() || d > MAX_FLUSH_INTERVAL {
+                return Err(invalid(
+                    key,
+                    s,
+                    "is out of range (expected a duration greater than 0 and at most 1h)",
+                ));
+            }
+            sync.flush_interval = d;
+        }
+        Some(other) => return Err(wrong_type(key, "a duration string such as \"5s\"", other)),
+    }
+
+    Ok(PipeConfig {
+        name,
+        mode,
+        source,
+        target,
+        tables,
+        snapshot,
+        sync,
+    })
+}
+
+fn parse_url(section: &Section<'_>, schemes: &[&str], expected: &str) -> Result<Url, ConfigError> {
+    let raw = section.required("url", expected)?;
+    let key = section.key("url");
+    let problem = match Url::parse(&raw) {
+        Err(e) => format!("is not a valid URL ({e}; expected {expected})"),
+        Ok(url) if !schemes.contains(&url.scheme()) => {
+            format!("has scheme `{}` (expected {expected})", url.scheme())
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+            format!("has no host (expected {expected})")
+        }
+        Ok(url) => return Ok(url),
+    };
+    Err(invalid(key, redact_url(&raw), problem))
+}
+
+fn check_identifier(key: &str, value: &str) -> Result<(), ConfigError> {
+    let mut chars = value.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, value, IDENT_PROBLEM))
+    }
+}
+
+fn build_tables(t: &Section<'_>) -> Result<TablesConfig, ConfigError> {
+    let include = t.strings("include")?.ok_or_else(|| ConfigError::Missing {
+        key: t.key("include"),
+        expected: "a list of \"db.table\" patterns, e.g. [\"shop.*\"]".into(),
+    })?;
+    if include.is_empty() {
+        return Err(invalid(
+            t.key("include"),
+            "[]",
+            "is empty (expected at least one \"db.table\" pattern)",
+        ));
+    }
+    let exclude = t.strings("exclude")?.unwrap_or_default();
+    for (name, list) in [("include", &include), ("exclude", &exclude)] {
+        for (i, pattern) in list.iter().enumerate() {
+            check_table_name(&format!("{}[{i}]", t.key(name)), pattern, true)?;
+        }
+    }
+    let mut tables = TablesConfig {
+        include,
+        exclude,
+        options: BTreeMap::new(),
+    };
+    let options_key = t.key("options");
+    let mut entries: Vec<(&String, &Value)> = match t.get("options").map(|v| &v.kind) {
+        None => Vec::new(),
+        Some(ValueKind::Table(map)) => map.iter().collect(),
+        Some(other) => {
+            return Err(wrong_type(
+                options_key,
+                "a table keyed by \"db.table\"",
+                other,
+            ))
+        }
+    };
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    for (table, value) in entries {
+        let o = Section::new(join(&options_key, table), Some(value), OPTION_KEYS)?;
+        check_table_name(&o.path, table, false)?;
+        if let Some((db, name)) = table.split_once('.') {
+            if !tables.matches(db, name) {
+                return Err(invalid(&o.path, table, "names a table that tables.include/tables.exclude do not select (expected options only for replicated tables)"));
+            }
+        }
+        let target = o.string("target")?;
+        if let Some(target) = target.as_ref().filter(|t| t.trim().is_empty()) {
+            return Err(invalid(
+                o.key("target"),
+                target,
+                "is empty (expected a table name, or no `target` to keep the source name)",
+            ));
+        }
+        let columns = |name: &str| -> Result<Vec<String>, ConfigError> {
+            let list = o.strings(name)?.unwrap_or_default();
+            match list.iter().position(|c| c.trim().is_empty()) {
+                Some(i) => Err(invalid(
+                    format!("{}[{i}]", o.key(name)),
+                    &list[i],
+                    "is empty (expected a column name)",
+                )),
+                None => Ok(list),
+            }
+        };
+        let (exclude_columns, order_by) = (columns("exclude_columns")?, columns("order_by")?);
+        tables.options.insert(
+            table.clone(),
+            TableOptions {
+                target,
+                exclude_columns,
+                order_by,
+            },
+        );
+    }
+    Ok(tables)
+}
+
+/// Checks `db.table`: exactly one dot, both parts non-empty, globs only if allowed.
+fn check_table_name(key: &str, value: &str, globs: bool) -> Result<(), ConfigError> {
+    let parts_ok = value
+        .split_once('.')
+        .is_some_and(|(d, t)| !d.is_empty() && !t.is_empty() && !t.contains('.'));
+    if !parts_ok {
+        return Err(invalid(key, value, PATTERN_PROBLEM));
+    }
+    if !globs && value.contains(['*', '?']) {
+        return Err(invalid(
+            key,
+            value,
+            "contains a glob (expected an exact table name, e.g. \"shop.orders\")",
+        ));
+    }
+    Ok(())
+}
