@@ -36,6 +36,30 @@ pub(crate) fn to_utf8(charset: Charset, bytes: &[u8]) -> Result<Cow<'_, [u8]>, C
             .map_err(|_| invalid()),
         Charset::Ascii if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
         Charset::Ascii => Err(invalid()),
+        Charset::Utf16Be | Charset::Utf16Le => {
+            if bytes.len() % 2 != 0 {
+                return Err(invalid());
+            }
+            let units = bytes.chunks_exact(2).map(|p| match charset {
+                Charset::Utf16Le => u16::from_le_bytes([p[0], p[1]]),
+                _ => u16::from_be_bytes([p[0], p[1]]),
+            });
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map(|s| Cow::Owned(s.into_bytes()))
+                .map_err(|_| invalid())
+        }
+        Charset::Utf32 => {
+            if bytes.len() % 4 != 0 {
+                return Err(invalid());
+            }
+            bytes
+                .chunks_exact(4)
+                .map(|q| char::from_u32(u32::from_be_bytes([q[0], q[1], q[2], q[3]])))
+                .collect::<Option<String>>()
+                .map(|s| Cow::Owned(s.into_bytes()))
+                .ok_or_else(invalid)
+        }
         Charset::Latin1 if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
         Charset::Latin1 => {
             let text: String = bytes
@@ -75,10 +99,33 @@ mod tests {
     }
 
     #[test]
+    fn wide_charsets_decode_to_utf8() {
+        let emoji = "😀ü";
+        let be: Vec<u8> = emoji.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let le: Vec<u8> = emoji.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let u32: Vec<u8> = emoji
+            .chars()
+            .flat_map(|c| (c as u32).to_be_bytes())
+            .collect();
+        for (cs, bytes) in [
+            (Charset::Utf16Be, be),
+            (Charset::Utf16Le, le),
+            (Charset::Utf32, u32),
+        ] {
+            assert_eq!(
+                to_utf8(cs, &bytes).map(|c| c.into_owned()),
+                Ok(emoji.as_bytes().to_vec())
+            );
+        }
+    }
+
+    #[test]
     fn invalid_utf8_is_refused_with_its_bytes() {
         let err = to_utf8(Charset::Utf8, &[0xff, 0xfe]).unwrap_err();
         assert_eq!(err.hex, "fffe");
         assert!(to_utf8(Charset::Ascii, &[0x80]).is_err());
+        assert!(to_utf8(Charset::Utf16Be, &[0xd8, 0x00]).is_err());
+        assert!(to_utf8(Charset::Utf32, &[0, 0x11, 0, 0]).is_err());
         assert_eq!(
             to_utf8(Charset::Binary, &[0xff]).map(|c| c.into_owned()),
             Ok(vec![0xff])

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mysql_common::value::Value;
 
 use crate::charset::{hex_prefix, to_utf8, CharsetError};
-use crate::clickhouse::rowbinary::{decimal_width, put_bytes, put_null_flag, I256};
+use crate::clickhouse::rowbinary::{decimal_width, put_bytes, put_null_flag, put_varint, I256};
 use crate::schema::{Charset, ColumnDef, SourceType};
 
 /// Values changed to fit ClickHouse (zero dates, out-of-range dates), process-wide.
@@ -143,6 +143,16 @@ pub(crate) fn encode(
             put_bytes(out, &text);
             Ok(())
         }
+        SourceType::FixedBinary { len } => match value {
+            Value::Bytes(b) => {
+                let pad = usize::from(*len).saturating_sub(b.len());
+                put_varint(out, (b.len() + pad) as u64);
+                out.extend_from_slice(b);
+                out.resize(out.len() + pad, 0);
+                Ok(())
+            }
+            _ => Err(bad("expected bytes")),
+        },
         SourceType::Binary | SourceType::Json | SourceType::Geometry => match value {
             Value::Bytes(b) => {
                 put_bytes(out, b);

@@ -111,6 +111,11 @@ pub(crate) enum Charset {
     Ascii,
     /// `binary` charset on a text type (e.g. `VARCHAR(10) CHARACTER SET binary`): bytes as they are.
     Binary,
+    /// ucs2 and utf16: big-endian UTF-16 (ucs2 is its BMP subset).
+    Utf16Be,
+    Utf16Le,
+    /// utf32: big-endian.
+    Utf32,
 }
 
 impl Charset {
@@ -120,6 +125,9 @@ impl Charset {
             "latin1" => Some(Charset::Latin1),
             "ascii" => Some(Charset::Ascii),
             "binary" => Some(Charset::Binary),
+            "ucs2" | "utf16" => Some(Charset::Utf16Be),
+            "utf16le" => Some(Charset::Utf16Le),
+            "utf32" => Some(Charset::Utf32),
             _ => None,
         }
     }
@@ -145,8 +153,12 @@ pub(crate) enum SourceType {
     Text {
         charset: Charset,
     },
-    /// BINARY, VARBINARY, *BLOB: bytes unchanged.
+    /// VARBINARY, *BLOB: bytes unchanged.
     Binary,
+    /// BINARY(len): the binlog drops its trailing 0x00 padding, which decoding restores.
+    FixedBinary {
+        len: u16,
+    },
     Enum {
         values: Vec<String>,
     },
@@ -180,6 +192,8 @@ pub(crate) struct ColumnRow {
     pub datetime_precision: Option<u64>,
     pub numeric_precision: Option<u64>,
     pub numeric_scale: Option<u64>,
+    /// CHARACTER_MAXIMUM_LENGTH: the byte length of BINARY(n).
+    pub character_length: Option<u64>,
     pub nullable: bool,
 }
 
@@ -187,7 +201,7 @@ pub(crate) struct ColumnRow {
 pub(crate) enum SchemaError {
     #[error("column `{column}` has type `{column_type}`, which tributary cannot replicate yet")]
     UnsupportedType { column: String, column_type: String },
-    #[error("column `{column}` uses character set `{charset}`, which tributary cannot convert to UTF-8 yet (supported: utf8mb4, utf8mb3, latin1, ascii, binary)")]
+    #[error("column `{column}` uses character set `{charset}`, which tributary cannot convert to UTF-8 yet (supported: utf8mb4, utf8mb3, latin1, ascii, ucs2, utf16, utf16le, utf32, binary)")]
     UnsupportedCharset { column: String, charset: String },
     #[error("column `{column}`: cannot read the definition `{column_type}`: {reason}")]
     Malformed {
@@ -229,9 +243,10 @@ impl ColumnRow {
                     }
                 }
             }
-            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-                SourceType::Binary
-            }
+            "binary" => SourceType::FixedBinary {
+                len: self.character_length.unwrap_or(0).min(255) as u16,
+            },
+            "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => SourceType::Binary,
             "enum" => SourceType::Enum {
                 values: self.quoted_list("enum")?,
             },
@@ -315,6 +330,7 @@ mod tests {
             datetime_precision: None,
             numeric_precision: None,
             numeric_scale: None,
+            character_length: None,
             nullable: false,
         }
     }

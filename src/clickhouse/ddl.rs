@@ -32,6 +32,7 @@ pub(crate) fn base_type(ty: &SourceType) -> String {
         SourceType::Bit { .. } => "UInt64".into(),
         SourceType::Text { .. }
         | SourceType::Binary
+        | SourceType::FixedBinary { .. }
         | SourceType::Set { .. }
         | SourceType::Json
         | SourceType::Geometry => "String".into(),

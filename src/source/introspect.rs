@@ -45,12 +45,14 @@ pub(crate) async fn table_def(
         Option<u64>,
         Option<u64>,
         Option<u64>,
+        Option<u64>,
         String,
     );
     let rows: Vec<ColumnTuple> = source
         .run(conn.exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION, \
-             NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE FROM information_schema.COLUMNS \
+             NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE \
+             FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (db, table),
         ))
@@ -58,7 +60,7 @@ pub(crate) async fn table_def(
     let columns = rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, charset, dtp, np, ns, nullable)| {
+            |(name, data_type, column_type, charset, dtp, np, ns, len, nullable)| {
                 ColumnRow {
                     name,
                     data_type,
@@ -67,6 +69,7 @@ pub(crate) async fn table_def(
                     datetime_precision: dtp,
                     numeric_precision: np,
                     numeric_scale: ns,
+                    character_length: len,
                     nullable: nullable.eq_ignore_ascii_case("YES"),
                 }
                 .parse()

@@ -269,6 +269,37 @@ pub enum Kind {
     DateTime(u8),
     Time,
     Year,
+    /// BIT(n): big-endian bytes at the source, UInt64 in the target.
+    Bit,
+}
+
+/// The documented rule for dates ClickHouse cannot hold: zero or invalid dates become the
+/// minimum, dates outside 1900-01-01 .. 2299-12-31 are clamped.
+fn clamp_civil(y: u16, m: u8, d: u8, time: (u8, u8, u8, u32)) -> (u16, u8, u8, (u8, u8, u8, u32)) {
+    const MIN: (u16, u8, u8, (u8, u8, u8, u32)) = (1900, 1, 1, (0, 0, 0, 0));
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let valid = y != 0 && (1..=12).contains(&m) && d >= 1 && d <= days[usize::from(m) - 1];
+    if !valid || y < 1900 {
+        MIN
+    } else if y > 2299 {
+        (2299, 12, 31, (23, 59, 59, 999_999))
+    } else {
+        (y, m, d, time)
+    }
 }
 
 /// Canonical text of a source value (fetched through the binary protocol, UTC session).
@@ -278,11 +309,19 @@ fn canonical_source(kind: Kind, v: &Value) -> String {
         (Kind::Float, Value::Float(f)) => format!("f32:{:08x}", f.to_bits()),
         (Kind::Double, Value::Double(f)) => format!("f64:{:016x}", f.to_bits()),
         (Kind::Binary, Value::Bytes(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        (Kind::Bit, Value::Bytes(b)) => b
+            .iter()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+            .to_string(),
         (_, Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
         (_, Value::Int(i)) => i.to_string(),
         (_, Value::UInt(u)) => u.to_string(),
-        (Kind::Date, Value::Date(y, m, d, ..)) => format!("{y:04}-{m:02}-{d:02}"),
+        (Kind::Date, Value::Date(y, m, d, ..)) => {
+            let (y, m, d, _) = clamp_civil(*y, *m, *d, (0, 0, 0, 0));
+            format!("{y:04}-{m:02}-{d:02}")
+        }
         (Kind::DateTime(fsp), Value::Date(y, m, d, h, mi, s, us)) => {
+            let (y, m, d, (h, mi, s, us)) = clamp_civil(*y, *m, *d, (*h, *mi, *s, *us));
             let mut out = format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}");
             if fsp > 0 {
                 let frac = format!("{us:06}");
@@ -301,6 +340,21 @@ fn canonical_source(kind: Kind, v: &Value) -> String {
     }
 }
 
+/// Makes a canonical value safe inside a tab-separated row.
+fn escape(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('\t', r"\t")
+        .replace('\n', r"\n")
+}
+
+fn unhex(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("ClickHouse hex() output"))
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// ClickHouse expression giving the canonical text of a target column.
 fn canonical_target(kind: Kind, col: &str) -> String {
     let c = format!("`{col}`");
@@ -316,7 +370,8 @@ fn canonical_target(kind: Kind, col: &str) -> String {
         Kind::Text => format!("toString({c})"),
         _ => format!("toString({c})"),
     };
-    format!("if(isNull({c}), 'NULL', assumeNotNull({expr}))")
+    // Hex on the wire, so values with tabs and newlines survive the TSV answer.
+    format!("hex(if(isNull({c}), 'NULL', assumeNotNull({expr})))")
 }
 
 /// A table to compare: its name, key column count (leading columns) and columns.
@@ -338,7 +393,10 @@ impl Servers {
                     .iter()
                     .enumerate()
                     .map(|(i, (_, kind))| {
-                        canonical_source(*kind, row.as_ref(i).unwrap_or(&Value::NULL))
+                        escape(&canonical_source(
+                            *kind,
+                            row.as_ref(i).unwrap_or(&Value::NULL),
+                        ))
                     })
                     .collect::<Vec<_>>()
                     .join("\t")
@@ -360,7 +418,16 @@ impl Servers {
             exprs.join(", "),
             t.name
         );
-        let mut out: Vec<String> = self.ch(&sql).lines().map(str::to_owned).collect();
+        let mut out: Vec<String> = self
+            .ch(&sql)
+            .lines()
+            .map(|line| {
+                line.split('\t')
+                    .map(|field| escape(&unhex(field)))
+                    .collect::<Vec<_>>()
+                    .join("\t")
+            })
+            .collect();
         out.sort();
         out
     }
