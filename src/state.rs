@@ -37,6 +37,12 @@ const TABLES: &[(&str, &str)] = &[
          at DateTime64(3) DEFAULT now64(3)) ENGINE = ReplacingMergeTree(seq) ORDER BY (pipe, table_name)",
     ),
     (
+        "snapshot_partitions",
+        "(pipe String, table_name String, idx UInt32, seq UInt64, spec String, rows UInt64, \
+         done UInt8, at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(seq) ORDER BY (pipe, table_name, idx)",
+    ),
+    (
         "table_definitions",
         "(pipe String, table_name String, definition String, at DateTime64(3) DEFAULT now64(3)) \
          ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
@@ -58,6 +64,16 @@ pub(crate) struct Progress {
     pub last_key: String,
     pub rows: u64,
     pub done: bool,
+}
+
+/// One snapshot partition of a table: its range (JSON of `snapshot::plan::Range`) and whether
+/// its rows are committed in the target.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct PartitionRow {
+    pub idx: u32,
+    pub spec: String,
+    pub rows: u64,
+    pub done: u8,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -275,6 +291,67 @@ impl StateStore {
                     ("table", table),
                     ("seq", &seq),
                     ("key", &p.last_key),
+                    ("rows", &rows),
+                    ("done", &done),
+                ],
+            )
+            .await
+    }
+
+    /// The stored partition plan of `table`, newest state per partition, in index order.
+    pub async fn partitions(&self, table: &str) -> Result<Vec<PartitionRow>> {
+        let sql = format!(
+            "SELECT idx, argMax(spec, seq) AS spec, argMax(rows, seq) AS rows, \
+             argMax(done, seq) AS done FROM {} WHERE pipe = {{pipe:String}} \
+             AND table_name = {{table:String}} GROUP BY idx ORDER BY idx",
+            self.table("snapshot_partitions")
+        );
+        self.target
+            .select(&sql, &[("pipe", &self.pipe), ("table", table)])
+            .await
+    }
+
+    /// Stores a newly planned table's partitions in one insert.
+    pub async fn save_plan(&self, table: &str, partitions: &[PartitionRow]) -> Result<()> {
+        let mut body = Vec::new();
+        for p in partitions {
+            let row = serde_json::json!({
+                "pipe": self.pipe, "table_name": table, "idx": p.idx, "seq": 1,
+                "spec": p.spec, "rows": 0, "done": 0,
+            });
+            body.extend_from_slice(row.to_string().as_bytes());
+            body.push(b'\n');
+        }
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, idx, seq, spec, rows, done) FORMAT JSONEachRow",
+            self.table("snapshot_partitions")
+        );
+        self.target.insert(&sql, body.into()).await
+    }
+
+    /// Stores a partition's state: `seq` 1 when planned, 2 once its rows are committed.
+    pub async fn save_partition(&self, table: &str, p: &PartitionRow) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, idx, seq, spec, rows, done) SELECT {{pipe:String}}, \
+             {{table:String}}, {{idx:UInt32}}, {{seq:UInt64}}, {{spec:String}}, {{rows:UInt64}}, \
+             {{done:UInt8}}",
+            self.table("snapshot_partitions")
+        );
+        let (idx, seq, rows, done) = (
+            p.idx.to_string(),
+            (1 + u64::from(p.done)).to_string(),
+            p.rows.to_string(),
+            p.done.to_string(),
+        );
+        self.target
+            .execute(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("table", table),
+                    ("idx", &idx),
+                    ("seq", &seq),
+                    ("spec", &p.spec),
                     ("rows", &rows),
                     ("done", &done),
                 ],

@@ -35,6 +35,18 @@ impl Target {
     pub fn new(cfg: &TargetConfig) -> Result<Target> {
         let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
         let url = cfg.url.as_str().trim_end_matches('/').to_owned();
+        // Compressing bodies costs CPU on both ends; it pays across a network, not on loopback.
+        let loopback = match cfg.url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        let compression = if loopback {
+            clickhouse::Compression::None
+        } else {
+            clickhouse::Compression::Lz4
+        };
         let client = clickhouse::Client::default()
             .with_url(url.clone())
             .with_user(cfg.user.clone())
@@ -45,7 +57,10 @@ impl Target {
             .with_option("wait_end_of_query", "1")
             // The client compresses with LZ4; some servers default to ZSTD for compressed
             // HTTP bodies and would answer in a format the client cannot read.
-            .with_option("network_compression_method", "lz4");
+            .with_option("network_compression_method", "lz4")
+            .with_compression(compression)
+            // Collapsing versions inside each inserted block is work FINAL and merges redo.
+            .with_option("optimize_on_insert", "0");
         Ok(Target { client, url })
     }
 

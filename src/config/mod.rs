@@ -242,6 +242,9 @@ pub struct TableOptions {
     pub exclude_columns: Vec<String>,
     /// Target ORDER BY columns; empty means the default (the primary key).
     pub order_by: Vec<String>,
+    /// Integer column the snapshot splits partitions by, instead of the primary key (it may be
+    /// nullable: NULL rows get a partition of their own).
+    pub partition_by: Option<String>,
 }
 
 /// Initial copy of existing rows.

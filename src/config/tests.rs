@@ -119,6 +119,7 @@ fn expected_example() -> Config {
                         target: Some("orders".into()),
                         exclude_columns: vec!["card_number".into()],
                         order_by: vec!["customer_id".into(), "id".into()],
+                        partition_by: None,
                     },
                 )]),
             },

@@ -29,7 +29,7 @@ const TARGET_KEYS: &[&str] = &[
     "state_database",
 ];
 const TABLES_KEYS: &[&str] = &["include", "exclude", "options"];
-const OPTION_KEYS: &[&str] = &["target", "exclude_columns", "order_by"];
+const OPTION_KEYS: &[&str] = &["target", "exclude_columns", "order_by", "partition_by"];
 const SNAPSHOT_KEYS: &[&str] = &["rows_per_partition", "parallelism", "tables_in_parallel"];
 const SYNC_KEYS: &[&str] = &["batch_rows", "flush_interval"];
 const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
@@ -524,12 +524,21 @@ fn build_tables(t: &Section<'_>) -> Result<TablesConfig, ConfigError> {
             }
         };
         let (exclude_columns, order_by) = (columns("exclude_columns")?, columns("order_by")?);
+        let partition_by = o.string("partition_by")?;
+        if let Some(p) = partition_by.as_ref().filter(|p| p.trim().is_empty()) {
+            return Err(invalid(
+                o.key("partition_by"),
+                p,
+                "is empty (expected an integer column name, or no `partition_by` to split by the primary key)",
+            ));
+        }
         tables.options.insert(
             table.clone(),
             TableOptions {
                 target,
                 exclude_columns,
                 order_by,
+                partition_by,
             },
         );
     }

@@ -258,18 +258,19 @@ impl Runner {
     }
 
     /// Loads `pending` tables; returns false if stopped by shutdown first. Creates the first
-    /// checkpoint (at the snapshot's position) when the pipe has none.
+    /// checkpoint (at the snapshot's position) when the pipe has none. Transient errors are
+    /// retried: the load resumes from its recorded partitions.
     async fn snapshot(
         &mut self,
         source: &Source,
         pending: &[&TablePlan],
         checkpoint: &mut Option<Checkpoint>,
     ) -> Result<bool> {
-        let mut conn = source.conn().await?;
-        let position = snapshot::begin(source, &mut conn).await?;
         let start = match self.store.snapshot_start().await? {
             Some(p) => p,
             None => {
+                let mut conn = source.conn().await?;
+                let position = snapshot::begin(source, &mut conn).await?;
                 self.store.save_snapshot_start(&position).await?;
                 position
             }
@@ -280,13 +281,19 @@ impl Runner {
             target: &self.target,
             target_db: &self.cfg.target.database,
             store: &self.store,
-            rows_per_page: self.cfg.snapshot.rows_per_partition,
+            rows_per_partition: self.cfg.snapshot.rows_per_partition,
+            parallelism: self.cfg.snapshot.parallelism,
+            tables_in_parallel: self.cfg.snapshot.tables_in_parallel,
+            options: &self.cfg.tables.options,
         };
-        for plan in pending {
-            let done = snapshot::load_table(&loader, &mut conn, plan, &self.shutdown).await?;
-            if !done || self.stopping() {
-                return Ok(false);
-            }
+        let shutdown = self.shutdown.clone();
+        let loaded = self
+            .patiently("loading the snapshot", || {
+                snapshot::load_tables(&loader, pending, &shutdown)
+            })
+            .await?;
+        if loaded != Some(true) || self.stopping() {
+            return Ok(false);
         }
         if checkpoint.is_none() {
             let cp = Checkpoint {

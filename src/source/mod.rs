@@ -91,6 +91,10 @@ impl Source {
         self.run(Conn::new(self.opts.clone())).await
     }
 
+    pub fn opts(&self) -> &Opts {
+        &self.opts
+    }
+
     /// Global variables by lower-case name.
     pub async fn variables(
         &self,

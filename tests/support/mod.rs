@@ -100,6 +100,8 @@ include = ["{db}.*"]
 
 [pipes.snapshot]
 rows_per_partition = {rows_per_partition}
+parallelism = {parallelism}
+tables_in_parallel = {tables_in_parallel}
 
 [pipes.sync]
 batch_rows = {batch_rows}
@@ -111,6 +113,8 @@ flush_interval = "{flush}"
             target = self.clickhouse_url,
             db = pipe.db,
             rows_per_partition = pipe.rows_per_partition,
+            parallelism = pipe.parallelism,
+            tables_in_parallel = pipe.tables_in_parallel,
             batch_rows = pipe.batch_rows,
             flush = pipe.flush_interval,
         );
@@ -163,6 +167,8 @@ pub struct Pipe {
     pub db: String,
     pub mode: &'static str,
     pub rows_per_partition: u64,
+    pub parallelism: u32,
+    pub tables_in_parallel: u32,
     pub batch_rows: u64,
     pub flush_interval: &'static str,
 }
@@ -175,6 +181,8 @@ impl Pipe {
             db,
             mode: "cdc",
             rows_per_partition: 1000,
+            parallelism: 4,
+            tables_in_parallel: 1,
             batch_rows: 500,
             flush_interval: "200ms",
         }

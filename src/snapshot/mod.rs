@@ -1,0 +1,419 @@
+//! Initial load of the included tables, partitioned and parallel.
+//!
+//! How the snapshot and the binlog agree: [`begin`] takes the binlog position P0 of a
+//! consistent snapshot (MariaDB's `binlog_snapshot_file/position` of a
+//! `START TRANSACTION WITH CONSISTENT SNAPSHOT`; on MySQL under a brief
+//! `FLUSH TABLES WITH READ LOCK`), so every transaction before P0 is visible to any read that
+//! starts afterwards. Partitions are then read on their own connections, each at its own later
+//! point in time; every row is written with version 0 and CDC starts at P0, so every change
+//! after P0 is replayed with a higher version and wins. Replaying more history than a
+//! partition needed is harmless; starting CDC after a change a partition missed would lose it,
+//! which P0 rules out. A resumed snapshot keeps the first P0 for the same reason.
+//!
+//! Each table is split into partitions (see [`plan`]) stored before loading; `parallelism`
+//! partitions of a table and `tables_in_parallel` tables load at once. A partition streams
+//! from one binary-protocol SELECT into one RowBinary INSERT in chunks of [`CHUNK_BYTES`], so
+//! memory stays bounded whatever the table size; it is recorded as done only after its
+//! INSERT succeeded, and a restart loads only the partitions not done. A partition cut off by
+//! a crash may have written some blocks; its reload writes the same keys again with version 0,
+//! which ReplacingMergeTree collapses, and CDC from P0 overrides any that changed.
+
+pub(crate) mod plan;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Pool, Value};
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::clickhouse::ddl::insert_sql;
+use crate::clickhouse::Target;
+use crate::decode::{encode, Origin};
+use crate::error::{Error, Result};
+use crate::schema::TablePlan;
+use crate::source::{Position, ServerFlavor, Source};
+use crate::state::{PartitionRow, Progress, StateStore};
+use plan::{KeyValue, Range, Splitter};
+
+/// Bytes of RowBinary buffered before they are handed to the HTTP body.
+const CHUNK_BYTES: usize = 1 << 20;
+/// How often loading tables log their progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Opens a consistent snapshot on `conn` and returns its binlog position.
+pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> {
+    match source.flavor {
+        ServerFlavor::Mariadb => {
+            source
+                .run(conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"))
+                .await?;
+            let status: Vec<(String, String)> = source
+                .run(conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'"))
+                .await?;
+            let get = |name: &str| {
+                status
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let gtid: Option<String> = source
+                .run(conn.query_first("SELECT @@gtid_binlog_pos"))
+                .await?;
+            source.run(conn.query_drop("COMMIT")).await?;
+            Ok(Position {
+                file: get("binlog_snapshot_file"),
+                pos: get("binlog_snapshot_position").parse().unwrap_or(0),
+                gtid: gtid.unwrap_or_default(),
+            })
+        }
+        ServerFlavor::Mysql => {
+            source
+                .run(conn.query_drop("FLUSH TABLES WITH READ LOCK"))
+                .await?;
+            let position = source.current_position(conn).await;
+            source.run(conn.query_drop("UNLOCK TABLES")).await?;
+            position
+        }
+    }
+}
+
+/// What loading tables needs besides the tables themselves.
+pub(crate) struct Loader<'a> {
+    pub source: &'a Source,
+    pub target: &'a Target,
+    pub target_db: &'a str,
+    pub store: &'a StateStore,
+    pub rows_per_partition: u64,
+    pub parallelism: usize,
+    pub tables_in_parallel: usize,
+    /// `tables.options`, for each table's `partition_by`.
+    pub options: &'a std::collections::BTreeMap<String, crate::config::TableOptions>,
+}
+
+/// Loads every table of `plans` not yet done; returns false when stopped by `shutdown`.
+pub(crate) async fn load_tables(
+    loader: &Loader<'_>,
+    plans: &[&TablePlan],
+    shutdown: &watch::Receiver<bool>,
+) -> Result<bool> {
+    let pool = Pool::new(
+        mysql_async::OptsBuilder::from_opts(loader.source.opts().clone()).pool_opts(
+            mysql_async::PoolOpts::default().with_constraints(
+                mysql_async::PoolConstraints::new(
+                    0,
+                    loader.parallelism * loader.tables_in_parallel + 1,
+                )
+                .unwrap_or_default(),
+            ),
+        ),
+    );
+    // Futures collected first (they start only when polled): a closure-built stream here
+    // trips the compiler's Send inference for the spawned pipe task.
+    let loads: Vec<_> = plans
+        .iter()
+        .map(|plan| load_table(loader, &pool, plan, shutdown))
+        .collect();
+    let results: Vec<bool> = stream::iter(loads)
+        .buffer_unordered(loader.tables_in_parallel.max(1))
+        .try_collect()
+        .await?;
+    let _ = pool.disconnect().await;
+    Ok(results.into_iter().all(|done| done))
+}
+
+/// Per-table counters shared by its partition loads.
+struct TableProgress {
+    rows: AtomicU64,
+    seq: AtomicU64,
+}
+
+async fn load_table(
+    loader: &Loader<'_>,
+    pool: &Pool,
+    plan: &TablePlan,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<bool> {
+    let table = plan.def.qualified();
+    let store = loader.store;
+    let progress = store.progress(&table).await?;
+    if progress.done {
+        return Ok(true);
+    }
+    let partition_by = loader
+        .options
+        .get(&table)
+        .and_then(|o| o.partition_by.as_deref());
+    let splitter = Splitter::for_table(plan, partition_by).map_err(Error::State)?;
+    let mut conn = loader.source.run(pool.get_conn()).await?;
+    let estimate = estimate_rows(loader.source, &mut conn, plan).await?;
+    let mut partitions = store.partitions(&table).await?;
+    if partitions.is_empty() {
+        partitions = plan_partitions(loader, &mut conn, plan, &splitter, estimate).await?;
+        store.save_plan(&table, &partitions).await?;
+        info!(table = %table, partitions = partitions.len(), estimated_rows = estimate, "snapshot planned");
+    }
+    drop(conn);
+    let counters = Arc::new(TableProgress {
+        rows: AtomicU64::new(partitions.iter().map(|p| p.rows).sum()),
+        seq: AtomicU64::new(progress.seq),
+    });
+    let pending: Vec<PartitionRow> = partitions.into_iter().filter(|p| p.done == 0).collect();
+    let insert = insert_sql(loader.target_db, plan);
+    let started = Instant::now();
+    let rows_at_start = counters.rows.load(Ordering::Relaxed);
+
+    let reporter = {
+        let counters = Arc::clone(&counters);
+        let table = table.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROGRESS_EVERY).await;
+                log_progress(&table, &counters, estimate, rows_at_start, started);
+            }
+        })
+    };
+    let job = TableLoad {
+        loader,
+        pool,
+        plan,
+        splitter: &splitter,
+        insert: &insert,
+        counters: &counters,
+    };
+    let loads: Vec<_> = pending
+        .into_iter()
+        .map(|partition| job.load_and_record(partition, shutdown))
+        .collect();
+    let result = stream::iter(loads)
+        .buffer_unordered(loader.parallelism.max(1))
+        .try_collect::<Vec<()>>()
+        .await;
+    reporter.abort();
+    result?;
+    if *shutdown.borrow() && store.partitions(&table).await?.iter().any(|p| p.done == 0) {
+        return Ok(false);
+    }
+    let rows = counters.rows.load(Ordering::Relaxed);
+    let seq = counters.seq.fetch_add(1, Ordering::Relaxed) + 1;
+    store
+        .save_progress(
+            &table,
+            &Progress {
+                seq,
+                rows,
+                done: true,
+                ..Progress::default()
+            },
+        )
+        .await?;
+    log_progress(&table, &counters, estimate, rows_at_start, started);
+    Ok(true)
+}
+
+/// One table being loaded: what each of its partition loads shares.
+struct TableLoad<'a> {
+    loader: &'a Loader<'a>,
+    pool: &'a Pool,
+    plan: &'a TablePlan,
+    splitter: &'a Splitter,
+    insert: &'a str,
+    counters: &'a TableProgress,
+}
+
+impl TableLoad<'_> {
+    /// Loads one partition unless shutting down, then records it and the table's progress.
+    async fn load_and_record(
+        &self,
+        partition: PartitionRow,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let table = self.plan.def.qualified();
+        let range: Range = serde_json::from_str(&partition.spec).map_err(|e| {
+            Error::State(format!(
+                "stored snapshot partition {} of {table} is unreadable: {e}",
+                partition.idx
+            ))
+        })?;
+        let mut conn = self.loader.source.run(self.pool.get_conn()).await?;
+        let rows = self.load_partition(&mut conn, &range).await?;
+        let store = self.loader.store;
+        store
+            .save_partition(
+                &table,
+                &PartitionRow {
+                    rows,
+                    done: 1,
+                    ..partition
+                },
+            )
+            .await?;
+        let seq = self.counters.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let rows = self.counters.rows.load(Ordering::Relaxed);
+        store
+            .save_progress(
+                &table,
+                &Progress {
+                    seq,
+                    rows,
+                    ..Progress::default()
+                },
+            )
+            .await
+    }
+    /// Streams one partition into one INSERT; returns the rows written.
+    async fn load_partition(&self, conn: &mut Conn, range: &Range) -> Result<u64> {
+        let (loader, plan, counters) = (self.loader, self.plan, self.counters);
+        let source = loader.source;
+        let table = plan.def.qualified();
+        let (sql, params) = plan::partition_sql(plan, self.splitter, range).ok_or_else(|| {
+            Error::State(format!(
+                "{table}: partition {range:?} does not fit the table's splitter"
+            ))
+        })?;
+        // UTC so TIMESTAMP values arrive as stored; utf8mb4 so text arrives as UTF-8.
+        source
+            .run(conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4"))
+            .await?;
+        let mut result = source.run(conn.exec_iter(sql, params)).await?;
+        let mut insert = loader.target.start_insert(self.insert);
+        let mut buf = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+        let mut rows = 0u64;
+        let mut unreported = 0u64;
+        while let Some(row) = source.run(result.next()).await? {
+            for (i, (col, included)) in plan.def.columns.iter().zip(&plan.included).enumerate() {
+                if !included {
+                    continue;
+                }
+                let value = row.as_ref(i).unwrap_or(&Value::NULL);
+                encode(col, value, Origin::Snapshot, &mut buf).map_err(|source| Error::Decode {
+                    table: table.clone(),
+                    position: "snapshot".into(),
+                    source: Box::new(source),
+                })?;
+            }
+            buf.extend_from_slice(&0u64.to_le_bytes()); // _tributary_version
+            buf.push(0); // _tributary_is_deleted
+            rows += 1;
+            unreported += 1;
+            if buf.len() >= CHUNK_BYTES {
+                let chunk =
+                    std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
+                insert.send(chunk).await?;
+                counters.rows.fetch_add(unreported, Ordering::Relaxed);
+                unreported = 0;
+            }
+        }
+        drop(result);
+        if rows > 0 {
+            insert.send(buf).await?;
+            insert.end().await?;
+        }
+        counters.rows.fetch_add(unreported, Ordering::Relaxed);
+        Ok(rows)
+    }
+}
+
+fn log_progress(
+    table: &str,
+    counters: &TableProgress,
+    estimate: u64,
+    rows_at_start: u64,
+    started: Instant,
+) {
+    let rows = counters.rows.load(Ordering::Relaxed);
+    let rate = (rows - rows_at_start.min(rows)) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+    let eta = if estimate > rows && rate > 0.0 {
+        format!("{:.0}s", (estimate - rows) as f64 / rate)
+    } else {
+        "-".into()
+    };
+    info!(table = %table, rows, estimated = estimate, rows_per_sec = rate as u64, eta = %eta, "snapshot progress");
+}
+
+async fn estimate_rows(source: &Source, conn: &mut Conn, plan: &TablePlan) -> Result<u64> {
+    let rows: Option<Option<u64>> = source
+        .run(conn.exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&plan.def.db, &plan.def.name),
+        ))
+        .await?;
+    Ok(rows.flatten().unwrap_or(0))
+}
+
+/// Splits a table into partitions (see [`plan`]).
+async fn plan_partitions(
+    loader: &Loader<'_>,
+    conn: &mut Conn,
+    plan: &TablePlan,
+    splitter: &Splitter,
+    estimate: u64,
+) -> Result<Vec<PartitionRow>> {
+    let source = loader.source;
+    let ranges = match splitter {
+        Splitter::Int { column, nullable } => {
+            let q = format!(
+                "SELECT MIN(`{0}`), MAX(`{0}`) FROM `{1}`.`{2}`",
+                column.replace('`', "``"),
+                plan.def.db.replace('`', "``"),
+                plan.def.name.replace('`', "``")
+            );
+            let row: Option<(Value, Value)> = source.run(conn.query_first(q)).await?;
+            let as_int = |v: &Value| match v {
+                Value::Int(i) => Some(i128::from(*i)),
+                Value::UInt(u) => Some(i128::from(*u)),
+                Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                _ => None,
+            };
+            let (min, max) = row.map_or((None, None), |(a, b)| (as_int(&a), as_int(&b)));
+            plan::int_ranges(min, max, estimate, loader.rows_per_partition, *nullable)
+        }
+        Splitter::Key { columns } => {
+            let mut boundaries: Vec<Vec<KeyValue>> = Vec::new();
+            loop {
+                let (sql, params) = plan::boundary_sql(
+                    plan,
+                    columns,
+                    boundaries.last().map(Vec::as_slice),
+                    loader.rows_per_partition,
+                )
+                .ok_or_else(|| {
+                    Error::State(format!(
+                        "{}: unreadable partition boundary",
+                        plan.def.qualified()
+                    ))
+                })?;
+                let row: Option<mysql_async::Row> =
+                    source.run(conn.exec_first(sql, params)).await?;
+                let Some(row) = row else { break };
+                let key: Option<Vec<KeyValue>> = (0..columns.len())
+                    .map(|i| row.as_ref(i).and_then(KeyValue::from_value))
+                    .collect();
+                match key {
+                    Some(key) => boundaries.push(key),
+                    None => break,
+                }
+            }
+            plan::key_ranges(boundaries)
+        }
+    };
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(idx, range)| {
+            Ok(PartitionRow {
+                idx: idx as u32,
+                spec: serde_json::to_string(range).map_err(|e| Error::State(e.to_string()))?,
+                rows: 0,
+                done: 0,
+            })
+        })
+        .collect()
+}
