@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 
 use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig};
+use crate::pipe::control::{PipeHandle, Registry};
 use crate::pipe::{self, Outcome};
 use crate::source::{introspect, preflight, Source};
 use crate::state::{Progress, StateStore, Transition};
@@ -113,9 +114,13 @@ fn init_logging(format: LogFormat) {
 async fn run(config: Config) -> ExitCode {
     let (tx, rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut registry = std::collections::BTreeMap::new();
     for cfg in config.pipes {
-        tasks.spawn(pipe::run(cfg, rx.clone()));
+        let (handle, commands) = PipeHandle::new(&cfg.name, cfg.mode.as_str());
+        registry.insert(cfg.name.clone(), handle.clone());
+        tasks.spawn(pipe::run(cfg, handle, commands, rx.clone()));
     }
+    let _registry: Registry = std::sync::Arc::new(registry);
     let mut failed = false;
     let mut signal = Box::pin(shutdown_signal());
     loop {

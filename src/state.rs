@@ -43,6 +43,11 @@ const TABLES: &[(&str, &str)] = &[
          ENGINE = ReplacingMergeTree(seq) ORDER BY (pipe, table_name, idx)",
     ),
     (
+        "table_overrides",
+        "(pipe String, table_name String, included UInt8, at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+    ),
+    (
         "table_definitions",
         "(pipe String, table_name String, definition String, at DateTime64(3) DEFAULT now64(3)) \
          ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
@@ -386,6 +391,49 @@ impl StateStore {
                 )
             })
             .collect())
+    }
+
+    /// Tables added (`true`) or removed (`false`) through the API, on top of the config's
+    /// include/exclude patterns.
+    pub async fn overrides(&self) -> Result<Vec<(String, bool)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            table_name: String,
+            included: u8,
+        }
+        let sql = format!(
+            "SELECT table_name, argMax(included, at) AS included FROM {} \
+             WHERE pipe = {{pipe:String}} GROUP BY table_name ORDER BY table_name",
+            self.table("table_overrides")
+        );
+        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.table_name, r.included != 0))
+            .collect())
+    }
+
+    pub async fn save_override(&self, table: &str, included: bool) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, included) SELECT {{pipe:String}}, {{table:String}}, {{inc:UInt8}}",
+            self.table("table_overrides")
+        );
+        let inc = u8::from(included).to_string();
+        self.target
+            .execute(
+                &sql,
+                &[("pipe", &self.pipe), ("table", table), ("inc", &inc)],
+            )
+            .await
+    }
+
+    /// A store for the same target under another pipe key (a resync's own progress).
+    pub fn namespaced(&self, suffix: &str) -> StateStore {
+        StateStore {
+            target: self.target.clone(),
+            db: self.db.clone(),
+            pipe: format!("{}{suffix}", self.pipe),
+        }
     }
 
     pub async fn stored_definition(&self, table: &str) -> Result<Option<TableDef>> {

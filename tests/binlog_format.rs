@@ -31,7 +31,20 @@ async fn statement_binlog_format_is_refused() {
         .output()
         .expect("run check");
     let mut daemon = Daemon::start(&config);
-    let code = daemon.wait(Duration::from_secs(30));
+    // A Failed pipe stays up waiting for `resume`/`resync`; SIGTERM then exits with 1.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s
+        .ch_try(&format!(
+            "SELECT to_state FROM `{}_state`.pipe_state ORDER BY seq DESC LIMIT 1",
+            pipe.db
+        ))
+        .map(|t| t.trim() != "Failed")
+        .unwrap_or(true)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = daemon.terminate(Duration::from_secs(10));
     // Restore before asserting, so that a failure here does not break the tests after it.
     conn.query_drop("SET GLOBAL binlog_format = 'ROW'")
         .await

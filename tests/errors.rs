@@ -120,13 +120,15 @@ async fn tables_that_cannot_be_replicated_fail_the_pipe_with_their_name() {
         assert!(stdout.contains(expected), "{stdout}");
 
         let mut daemon = Daemon::start(&config);
+        // A Failed pipe stays up, waiting for `resume` or `resync`; SIGTERM ends the daemon
+        // with exit code 1 since a pipe is Failed.
+        s.wait_for_state(&pipe, "Failed", Duration::from_secs(30));
         assert_eq!(
-            daemon.wait(Duration::from_secs(30)),
+            daemon.terminate(Duration::from_secs(10)),
             Some(1),
             "{}",
             daemon.log_text()
         );
-        assert_eq!(s.state(&pipe), "Failed");
         let reason = s.ch(&format!(
             "SELECT reason FROM `{}_state`.pipe_state WHERE to_state = 'Failed'",
             pipe.db

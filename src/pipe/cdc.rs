@@ -9,11 +9,15 @@
 //!
 //! A transient error (connection lost, source restart, ClickHouse unavailable) drops whatever
 //! is not checkpointed and resumes from the last checkpoint after a backoff: the same replay.
+//!
+//! Operator commands arrive between events: pause flushes and checkpoints the committed rows
+//! (Pausing), closes the dump (Paused) and waits for resume, which reconnects from that
+//! checkpoint; resync and table changes are handed back to the runner after the same flush.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::binlog::events::Decoder;
@@ -23,6 +27,9 @@ use crate::clickhouse::Target;
 use crate::config::PipeConfig;
 use crate::error::{backoff, Result};
 use crate::pipe::batch::Batch;
+use crate::pipe::control::{Command, PipeHandle, Request};
+use crate::pipe::lifecycle::PipeState;
+use crate::pipe::recorder::Recorder;
 use crate::schema::TablePlan;
 use crate::source::Source;
 use crate::state::{Checkpoint, StateStore};
@@ -32,16 +39,33 @@ pub(crate) struct Cdc<'a> {
     pub source: &'a Source,
     pub target: &'a Target,
     pub store: &'a StateStore,
+    pub handle: &'a PipeHandle,
     pub server_id: u32,
+}
+
+/// Why replication stopped without an error.
+pub(crate) enum Exit {
+    Shutdown,
+    /// A command for the runner (resync, table changes), received after the committed rows
+    /// were flushed and checkpointed.
+    Command(Request),
+}
+
+/// How one replication session ended.
+enum Session {
+    Exit(Exit),
+    Paused,
 }
 
 impl Cdc<'_> {
     pub async fn run(
         &self,
-        plans: Vec<TablePlan>,
-        mut checkpoint: Checkpoint,
+        plans: &[TablePlan],
+        checkpoint: &mut Checkpoint,
+        recorder: &mut Recorder,
+        commands: &mut mpsc::Receiver<Request>,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<()> {
+    ) -> Result<Exit> {
         let inserts: Vec<String> = plans
             .iter()
             .map(|p| insert_sql(&self.cfg.target.database, p))
@@ -49,17 +73,30 @@ impl Cdc<'_> {
         let mut attempt = 0u32;
         loop {
             match self
-                .stream_once(&plans, &inserts, &mut checkpoint, &mut shutdown)
+                .stream_once(
+                    plans,
+                    &inserts,
+                    checkpoint,
+                    recorder,
+                    commands,
+                    &mut shutdown,
+                )
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(Session::Exit(exit)) => return Ok(exit),
+                Ok(Session::Paused) => {
+                    match self.paused(recorder, commands, &mut shutdown).await? {
+                        Some(exit) => return Ok(exit),
+                        None => attempt = 0,
+                    }
+                }
                 Err(e) if e.is_transient() => {
                     let wait = backoff(attempt);
                     attempt += 1;
                     warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, attempt, "replication interrupted; resuming from the last checkpoint");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return Ok(()),
+                        _ = shutdown.changed() => return Ok(Exit::Shutdown),
                     }
                 }
                 Err(e) => return Err(e),
@@ -67,14 +104,52 @@ impl Cdc<'_> {
         }
     }
 
-    /// One replication session, from `checkpoint` until an error or shutdown.
+    /// Waits in Paused for resume (`None`: replicate again), shutdown or a runner command.
+    async fn paused(
+        &self,
+        recorder: &mut Recorder,
+        commands: &mut mpsc::Receiver<Request>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Exit>> {
+        loop {
+            let request = tokio::select! {
+                request = commands.recv() => request,
+                _ = shutdown.changed() => return Ok(Some(Exit::Shutdown)),
+            };
+            let Some(request) = request else {
+                return Ok(Some(Exit::Shutdown));
+            };
+            match request.command {
+                Command::Resume => {
+                    recorder
+                        .enter(PipeState::Running, "resumed by operator")
+                        .await?;
+                    let _ = request.reply.send(Ok("resumed".into()));
+                    return Ok(None);
+                }
+                Command::Resync => return Ok(Some(Exit::Command(request))),
+                Command::Pause => {
+                    let _ = request.reply.send(Err("the pipe is already paused".into()));
+                }
+                Command::AddTable { .. } | Command::RemoveTable { .. } => {
+                    let _ = request.reply.send(Err(
+                        "the pipe is paused: resume it before changing its tables".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// One replication session, from `checkpoint` until an error, shutdown or a command.
     async fn stream_once(
         &self,
         plans: &[TablePlan],
         inserts: &[String],
         checkpoint: &mut Checkpoint,
+        recorder: &mut Recorder,
+        commands: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<()> {
+    ) -> Result<Session> {
         let mut stream =
             BinlogStream::open(self.source, self.server_id, &checkpoint.position).await?;
         info!(pipe = %self.cfg.name, position = %checkpoint.position, "replicating");
@@ -106,8 +181,25 @@ impl Cdc<'_> {
                 _ = sleep => {}
                 _ = shutdown.changed() => {
                     self.flush(&mut batch, inserts, checkpoint, &decoder).await?;
-                    return Ok(());
+                    return Ok(Session::Exit(Exit::Shutdown));
                 }
+                Some(request) = commands.recv() => match request.command {
+                    Command::Pause => {
+                        recorder.enter(PipeState::Pausing, "requested by operator").await?;
+                        self.flush(&mut batch, inserts, checkpoint, &decoder).await?;
+                        let reason = format!("flushed and checkpointed at {}", checkpoint.position);
+                        recorder.enter(PipeState::Paused, &reason).await?;
+                        let _ = request.reply.send(Ok(format!("paused; {reason}")));
+                        return Ok(Session::Paused);
+                    }
+                    Command::Resume => {
+                        let _ = request.reply.send(Err("the pipe is not paused".into()));
+                    }
+                    _ => {
+                        self.flush(&mut batch, inserts, checkpoint, &decoder).await?;
+                        return Ok(Session::Exit(Exit::Command(request)));
+                    }
+                },
             }
         }
     }
@@ -148,6 +240,11 @@ impl Cdc<'_> {
         } else {
             chrono_now().saturating_sub(u64::from(decoder.last_event_time))
         };
+        self.handle.update(|s| {
+            s.position = Some(checkpoint.position.to_string());
+            s.lag_seconds = Some(lag);
+            s.events_applied += changes as u64;
+        });
         info!(
             pipe = %self.cfg.name,
             changes,

@@ -1,20 +1,26 @@
-//! One pipe: its lifecycle from Provisioning to Running (or Completed / Failed).
+//! One pipe: its lifecycle from Provisioning to Running (or Completed / Failed), and the
+//! operator commands that move it between Running, Paused, Resync and Modifying.
 //!
 //! Each state is entered when the previous one's work is done and persisted with a reason
-//! (see [`lifecycle`]); the runner only wires source, target, snapshot and CDC together.
-//! Restart safety: the snapshot resumes per table from its recorded progress, and CDC from the
-//! last checkpoint; nothing is kept locally.
+//! (see [`lifecycle`], [`recorder`]); the runner only wires source, target, snapshot and CDC
+//! together. Restart safety: the snapshot resumes per partition from its recorded progress, a
+//! resync from its own recorded progress, and CDC from the last checkpoint; nothing is local.
+//! A Failed pipe stays up and answers: `resume` provisions it again (after a fix), `resync`
+//! reloads it.
 
 pub(crate) mod batch;
 pub(crate) mod cdc;
+pub(crate) mod control;
 pub(crate) mod lifecycle;
+pub(crate) mod recorder;
+mod resync;
 
 use std::future::Future;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::clickhouse::ddl::{create_database_sql, create_table_sql};
+use crate::clickhouse::ddl::{create_database_sql, create_table_sql, ident};
 use crate::clickhouse::Target;
 use crate::config::{Mode, PipeConfig};
 use crate::error::{backoff, Error, Result};
@@ -22,7 +28,9 @@ use crate::schema::TablePlan;
 use crate::snapshot;
 use crate::source::{introspect, preflight, Source};
 use crate::state::{Checkpoint, StateStore};
+use control::{Command, PipeHandle, Request};
 use lifecycle::PipeState;
+use recorder::Recorder;
 
 /// How a pipe task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,19 +38,35 @@ pub(crate) enum Outcome {
     /// Stopped by SIGTERM/SIGINT after flushing and checkpointing.
     Stopped,
     Completed,
+    /// Stopped by SIGTERM/SIGINT while Failed.
     Failed,
+}
+
+/// What a drive ended with, when it did not fail.
+enum Drive {
+    Outcome(Outcome),
 }
 
 struct Runner {
     cfg: PipeConfig,
     store: StateStore,
     target: Target,
-    state: Option<PipeState>,
+    recorder: Recorder,
     shutdown: watch::Receiver<bool>,
+    handle: PipeHandle,
+    commands: mpsc::Receiver<Request>,
+    /// Set when a resync was requested, until it completes.
+    resync_requested: bool,
 }
 
-/// Runs a pipe until shutdown, completion or a definite error (persisted as Failed).
-pub(crate) async fn run(cfg: PipeConfig, shutdown: watch::Receiver<bool>) -> Outcome {
+/// Runs a pipe until shutdown or completion. A definite error moves it to Failed, where it
+/// waits for `resume` or `resync`.
+pub(crate) async fn run(
+    cfg: PipeConfig,
+    handle: PipeHandle,
+    commands: mpsc::Receiver<Request>,
+    shutdown: watch::Receiver<bool>,
+) -> Outcome {
     let name = cfg.name.clone();
     let target = match Target::new(&cfg.target) {
         Ok(t) => t,
@@ -53,46 +77,72 @@ pub(crate) async fn run(cfg: PipeConfig, shutdown: watch::Receiver<bool>) -> Out
     };
     let store = StateStore::new(target.clone(), &cfg.target.state_database, &cfg.name);
     let mut runner = Runner {
+        recorder: Recorder {
+            store: store.clone(),
+            handle: handle.clone(),
+            pipe: name.clone(),
+            state: None,
+        },
         cfg,
         store,
         target,
-        state: None,
         shutdown,
+        handle,
+        commands,
+        resync_requested: false,
     };
-    match runner.drive().await {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            error!(pipe = %name, error = %e, "pipe failed");
-            if let Err(store_err) = runner.enter(PipeState::Failed, &e.to_string()).await {
-                error!(pipe = %name, error = %store_err, "could not record the failure in the state store");
-            }
-            Outcome::Failed
+    loop {
+        let error = match runner.drive().await {
+            Ok(Drive::Outcome(outcome)) => return outcome,
+            Err(e) => e,
+        };
+        error!(pipe = %name, error = %error, "pipe failed");
+        if let Err(store_err) = runner
+            .recorder
+            .enter(PipeState::Failed, &error.to_string())
+            .await
+        {
+            error!(pipe = %name, error = %store_err, "could not record the failure in the state store");
+        }
+        if !runner.wait_in_failed().await {
+            return Outcome::Failed;
         }
     }
 }
 
 impl Runner {
-    async fn enter(&mut self, to: PipeState, reason: &str) -> Result<()> {
-        if let Some(from) = self.state {
-            if !from.can_move_to(to) {
-                return Err(Error::State(format!(
-                    "internal error: transition {} → {} is not allowed",
-                    from.as_str(),
-                    to.as_str()
-                )));
-            }
-        }
-        self.store.record_transition(self.state, to, reason).await?;
-        info!(pipe = %self.cfg.name, from = self.state.map(PipeState::as_str).unwrap_or("-"), to = to.as_str(), reason, "state");
-        self.state = Some(to);
-        Ok(())
-    }
-
     fn stopping(&self) -> bool {
         *self.shutdown.borrow()
     }
 
-    /// Retries a startup step while its error is transient (a server still starting).
+    /// In Failed: answers commands until `resume`/`resync` (true: drive again) or shutdown.
+    async fn wait_in_failed(&mut self) -> bool {
+        loop {
+            let request = tokio::select! {
+                request = self.commands.recv() => request,
+                _ = self.shutdown.changed() => return false,
+            };
+            let Some(request) = request else { return false };
+            match request.command {
+                Command::Resume => {
+                    let _ = request.reply.send(Ok("provisioning the pipe again".into()));
+                    return true;
+                }
+                Command::Resync => {
+                    self.resync_requested = true;
+                    let _ = request.reply.send(Ok("resync started".into()));
+                    return true;
+                }
+                _ => {
+                    let _ = request.reply.send(Err(
+                        "the pipe is Failed: fix the cause and `resume` it, or `resync` it".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Retries a step while its error is transient (a server still starting).
     async fn patiently<T, F, Fut>(&self, what: &str, mut op: F) -> Result<Option<T>>
     where
         F: FnMut() -> Fut,
@@ -117,20 +167,30 @@ impl Runner {
         }
     }
 
-    async fn drive(&mut self) -> Result<Outcome> {
+    async fn drive(&mut self) -> Result<Drive> {
         let store = self.store.clone();
         if self
             .patiently("connecting to ClickHouse", || store.init())
             .await?
             .is_none()
         {
-            return Ok(Outcome::Stopped);
+            return Ok(Drive::Outcome(Outcome::Stopped));
         }
-        self.state = store
-            .current_state()
-            .await?
-            .and_then(|t| PipeState::parse(&t.to_state));
-        self.enter(PipeState::Provisioning, "daemon started")
+        let history = store.history(50).await?;
+        self.recorder.state = history.first().and_then(|t| PipeState::parse(&t.to_state));
+        // A resync interrupted by a crash or a failure is finished before anything else.
+        let resuming_resync = history
+            .iter()
+            .filter_map(|t| PipeState::parse(&t.to_state))
+            .find(|s| {
+                !matches!(
+                    s,
+                    PipeState::Provisioning | PipeState::Setup | PipeState::Failed
+                )
+            })
+            == Some(PipeState::Resync);
+        self.recorder
+            .enter(PipeState::Provisioning, "daemon started")
             .await?;
 
         let cfg = self.cfg.clone();
@@ -138,25 +198,36 @@ impl Runner {
             .patiently("connecting to the source", || Source::connect(&cfg.source))
             .await?
         else {
-            return Ok(Outcome::Stopped);
+            return Ok(Drive::Outcome(Outcome::Stopped));
         };
         let mut conn = source.conn().await?;
         let vars = source.variables(&mut conn, preflight::variables()).await?;
         preflight::check_settings(&vars)?;
-        self.enter(
-            PipeState::Setup,
-            &format!(
-                "connected to {} ({:?}); binlog settings OK",
-                source.url, source.flavor
-            ),
-        )
-        .await?;
+        self.recorder
+            .enter(
+                PipeState::Setup,
+                &format!(
+                    "connected to {} ({:?}); binlog settings OK",
+                    source.url, source.flavor
+                ),
+            )
+            .await?;
 
-        let plans = introspect::plan_tables(&source, &mut conn, &self.cfg.tables).await?;
+        let overrides = self.store.overrides().await?;
+        let plans =
+            introspect::plan_tables(&source, &mut conn, &self.cfg.tables, &overrides).await?;
         drop(conn);
         let checkpoint = self.store.checkpoint().await?;
         self.setup_target(&plans, checkpoint.is_some()).await?;
-        self.enter_next_state(plans, checkpoint, source).await
+        let checkpoint = if self.resync_requested || resuming_resync {
+            match self.resync_tables(&source, &plans).await? {
+                Some(cp) => Some(cp),
+                None => return Ok(Drive::Outcome(Outcome::Stopped)),
+            }
+        } else {
+            checkpoint
+        };
+        self.load_and_replicate(plans, checkpoint, source).await
     }
 
     /// Creates the target tables and stores the definitions they were made from.
@@ -179,19 +250,24 @@ impl Runner {
                 .execute(&create_table_sql(db, plan), &[])
                 .await?;
             self.store.save_definition(&plan.def).await?;
+            let rows = self.store.progress(&table).await?;
+            self.handle.update(|s| {
+                let t = s.tables.entry(table.clone()).or_default();
+                t.rows_done = rows.rows;
+                t.done = rows.done;
+            });
         }
         Ok(())
     }
 
-    async fn enter_next_state(
+    /// Snapshot of the tables not loaded yet (not in `cdc_only`), then CDC.
+    async fn load_and_replicate(
         &mut self,
-        plans: Vec<TablePlan>,
-        checkpoint: Option<Checkpoint>,
+        mut plans: Vec<TablePlan>,
+        mut checkpoint: Option<Checkpoint>,
         source: Source,
-    ) -> Result<Outcome> {
-        let mode = self.cfg.mode;
-        let mut checkpoint = checkpoint;
-        if mode != Mode::CdcOnly {
+    ) -> Result<Drive> {
+        if self.cfg.mode != Mode::CdcOnly {
             let mut pending = Vec::new();
             for plan in &plans {
                 if !self.store.progress(&plan.def.qualified()).await?.done {
@@ -200,28 +276,31 @@ impl Runner {
             }
             if !pending.is_empty() {
                 let names: Vec<String> = pending.iter().map(|p| p.def.qualified()).collect();
-                self.enter(
-                    PipeState::Snapshot,
-                    &format!("loading {}", names.join(", ")),
-                )
-                .await?;
-                if !self.snapshot(&source, &pending, &mut checkpoint).await? {
-                    return Ok(Outcome::Stopped);
+                self.recorder
+                    .enter(
+                        PipeState::Snapshot,
+                        &format!("loading {}", names.join(", ")),
+                    )
+                    .await?;
+                let store = self.store.clone();
+                if !self
+                    .snapshot(&store, &source, &pending, &mut checkpoint)
+                    .await?
+                {
+                    return Ok(Drive::Outcome(Outcome::Stopped));
                 }
             }
         }
-        if mode == Mode::SnapshotOnly {
-            if self.state != Some(PipeState::Snapshot) {
-                // Already complete at an earlier run: Setup → Completed.
-                self.enter(PipeState::Completed, "snapshot was already complete")
-                    .await?;
+        if self.cfg.mode == Mode::SnapshotOnly {
+            let reason = if self.recorder.state == Some(PipeState::Snapshot) {
+                "every table loaded"
             } else {
-                self.enter(PipeState::Completed, "every table loaded")
-                    .await?;
-            }
-            return Ok(Outcome::Completed);
+                "the snapshot was already complete"
+            };
+            self.recorder.enter(PipeState::Completed, reason).await?;
+            return Ok(Drive::Outcome(Outcome::Completed));
         }
-        let checkpoint = match checkpoint {
+        let mut checkpoint = match checkpoint {
             Some(cp) => cp,
             None => {
                 // cdc_only: replicate from the source's current position.
@@ -236,42 +315,173 @@ impl Runner {
                 cp
             }
         };
-        self.enter(
-            PipeState::Running,
-            &format!("replicating from {}", checkpoint.position),
-        )
-        .await?;
+        self.recorder
+            .enter(
+                PipeState::Running,
+                &format!("replicating from {}", checkpoint.position),
+            )
+            .await?;
         let server_id = self
             .cfg
             .source
             .server_id
             .unwrap_or_else(|| rand::random_range(RANDOM_SERVER_IDS));
-        let cdc = cdc::Cdc {
-            cfg: &self.cfg,
-            source: &source,
-            target: &self.target,
-            store: &self.store,
-            server_id,
-        };
-        cdc.run(plans, checkpoint, self.shutdown.clone()).await?;
-        Ok(Outcome::Stopped)
+        loop {
+            let cdc = cdc::Cdc {
+                cfg: &self.cfg,
+                source: &source,
+                target: &self.target,
+                store: &self.store,
+                handle: &self.handle,
+                server_id,
+            };
+            let exit = cdc
+                .run(
+                    &plans,
+                    &mut checkpoint,
+                    &mut self.recorder,
+                    &mut self.commands,
+                    self.shutdown.clone(),
+                )
+                .await?;
+            let request = match exit {
+                cdc::Exit::Shutdown => return Ok(Drive::Outcome(Outcome::Stopped)),
+                cdc::Exit::Command(request) => request,
+            };
+            match request.command.clone() {
+                Command::Resync => {
+                    self.resync_requested = true;
+                    let _ = request.reply.send(Ok("resync started".into()));
+                    match self.resync_tables(&source, &plans).await? {
+                        Some(cp) => checkpoint = cp,
+                        None => return Ok(Drive::Outcome(Outcome::Stopped)),
+                    }
+                }
+                Command::AddTable { table } => {
+                    let answer = self
+                        .add_table(&source, &mut plans, &table, &checkpoint)
+                        .await;
+                    let _ = request.reply.send(answer.map_err(|e| e.to_string()));
+                }
+                Command::RemoveTable { table, drop_target } => {
+                    let answer = self.remove_table(&mut plans, &table, drop_target).await;
+                    let _ = request.reply.send(answer.map_err(|e| e.to_string()));
+                }
+                Command::Pause | Command::Resume => {
+                    let _ = request
+                        .reply
+                        .send(Err("internal error: misrouted command".into()));
+                }
+            }
+            if self.recorder.state != Some(PipeState::Running) {
+                self.recorder
+                    .enter(
+                        PipeState::Running,
+                        &format!("replicating from {}", checkpoint.position),
+                    )
+                    .await?;
+            }
+        }
     }
 
-    /// Loads `pending` tables; returns false if stopped by shutdown first. Creates the first
-    /// checkpoint (at the snapshot's position) when the pipe has none. Transient errors are
-    /// retried: the load resumes from its recorded partitions.
+    /// Modifying: creates, snapshots and starts replicating `table`. CDC continues from the
+    /// pipe's checkpoint, which precedes this snapshot's position: no gap.
+    async fn add_table(
+        &mut self,
+        source: &Source,
+        plans: &mut Vec<TablePlan>,
+        table: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<String> {
+        let Some((db, name)) = table.split_once('.') else {
+            return Err(Error::State(format!("`{table}` is not a `db.table` name")));
+        };
+        if plans.iter().any(|p| p.def.qualified() == table) {
+            return Err(Error::State(format!("{table} is already replicated")));
+        }
+        self.recorder
+            .enter(PipeState::Modifying, &format!("adding {table}"))
+            .await?;
+        let mut conn = source.conn().await?;
+        let def = introspect::table_def(source, &mut conn, db, name).await?;
+        drop(conn);
+        let options = self
+            .cfg
+            .tables
+            .options
+            .get(table)
+            .cloned()
+            .unwrap_or_default();
+        let plan = TablePlan::new(def, &options).map_err(Error::State)?;
+        self.setup_target(std::slice::from_ref(&plan), false)
+            .await?;
+        let store = self.store.clone();
+        let mut cp = Some(checkpoint.clone());
+        if self.cfg.mode != Mode::CdcOnly
+            && !self.snapshot(&store, source, &[&plan], &mut cp).await?
+        {
+            return Err(Error::State(format!("stopped while loading {table}")));
+        }
+        self.store.save_override(table, true).await?;
+        plans.push(plan);
+        Ok(format!("{table} added and loaded"))
+    }
+
+    /// Modifying: stops replicating `table`; its target table is kept unless `drop_target`.
+    async fn remove_table(
+        &mut self,
+        plans: &mut Vec<TablePlan>,
+        table: &str,
+        drop_target: bool,
+    ) -> Result<String> {
+        let Some(i) = plans.iter().position(|p| p.def.qualified() == table) else {
+            return Err(Error::State(format!(
+                "{table} is not replicated by this pipe"
+            )));
+        };
+        self.recorder
+            .enter(PipeState::Modifying, &format!("removing {table}"))
+            .await?;
+        let plan = plans.remove(i);
+        self.store.save_override(table, false).await?;
+        if drop_target {
+            let sql = format!(
+                "DROP TABLE IF EXISTS {}.{}",
+                ident(&self.cfg.target.database),
+                ident(&plan.target)
+            );
+            self.target.execute(&sql, &[]).await?;
+        }
+        self.handle.update(|s| {
+            s.tables.remove(table);
+        });
+        Ok(format!(
+            "{table} removed{}",
+            if drop_target {
+                "; its target table was dropped"
+            } else {
+                "; its target table is kept"
+            }
+        ))
+    }
+
+    /// Loads `pending` tables with the progress kept in `store`; returns false if stopped by
+    /// shutdown first. Creates the first checkpoint (at the snapshot's position) when
+    /// `checkpoint` is None. Transient errors are retried: the load resumes from its recorded
+    /// partitions.
     async fn snapshot(
         &mut self,
+        store: &StateStore,
         source: &Source,
         pending: &[&TablePlan],
         checkpoint: &mut Option<Checkpoint>,
     ) -> Result<bool> {
-        let start = match self.store.snapshot_start().await? {
+        let start = match store.snapshot_start().await? {
             Some(p) => p,
             None => {
                 let mut conn = source.conn().await?;
                 let position = snapshot::begin(source, &mut conn).await?;
-                self.store.save_snapshot_start(&position).await?;
+                store.save_snapshot_start(&position).await?;
                 position
             }
         };
@@ -280,11 +490,12 @@ impl Runner {
             source,
             target: &self.target,
             target_db: &self.cfg.target.database,
-            store: &self.store,
+            store,
             rows_per_partition: self.cfg.snapshot.rows_per_partition,
             parallelism: self.cfg.snapshot.parallelism,
             tables_in_parallel: self.cfg.snapshot.tables_in_parallel,
             options: &self.cfg.tables.options,
+            handle: &self.handle,
         };
         let shutdown = self.shutdown.clone();
         let loaded = self
@@ -301,7 +512,7 @@ impl Runner {
                 position: start,
                 next_version: 1,
             };
-            self.store.save_checkpoint(&cp).await?;
+            store.save_checkpoint(&cp).await?;
             *checkpoint = Some(cp);
         }
         Ok(true)

@@ -91,6 +91,8 @@ pub(crate) struct Loader<'a> {
     pub rows_per_partition: u64,
     pub parallelism: usize,
     pub tables_in_parallel: usize,
+    /// The pipe's shared status, for per-table progress.
+    pub handle: &'a crate::pipe::control::PipeHandle,
     /// `tables.options`, for each table's `partition_by`.
     pub options: &'a std::collections::BTreeMap<String, crate::config::TableOptions>,
 }
@@ -158,6 +160,11 @@ async fn load_table(
         info!(table = %table, partitions = partitions.len(), estimated_rows = estimate, "snapshot planned");
     }
     drop(conn);
+    loader.handle.update(|s| {
+        let t = s.tables.entry(table.clone()).or_default();
+        t.rows_estimated = estimate;
+        t.done = false;
+    });
     let counters = Arc::new(TableProgress {
         rows: AtomicU64::new(partitions.iter().map(|p| p.rows).sum()),
         seq: AtomicU64::new(progress.seq),
@@ -211,6 +218,11 @@ async fn load_table(
             },
         )
         .await?;
+    loader.handle.update(|s| {
+        let t = s.tables.entry(table.clone()).or_default();
+        t.rows_done = rows;
+        t.done = true;
+    });
     log_progress(&table, &counters, estimate, rows_at_start, started);
     Ok(true)
 }
@@ -257,6 +269,9 @@ impl TableLoad<'_> {
             .await?;
         let seq = self.counters.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let rows = self.counters.rows.load(Ordering::Relaxed);
+        self.loader.handle.update(|s| {
+            s.tables.entry(table.clone()).or_default().rows_done = rows;
+        });
         store
             .save_progress(
                 &table,

@@ -16,6 +16,16 @@ pub(crate) async fn matching_tables(
     conn: &mut Conn,
     tables: &TablesConfig,
 ) -> Result<Vec<(String, String)>> {
+    selected_tables(source, conn, tables, &[]).await
+}
+
+/// The tables the patterns select, with `overrides` (qualified name, included) applied on top.
+pub(crate) async fn selected_tables(
+    source: &Source,
+    conn: &mut Conn,
+    tables: &TablesConfig,
+    overrides: &[(String, bool)],
+) -> Result<Vec<(String, String)>> {
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
          WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) \
@@ -24,7 +34,13 @@ pub(crate) async fn matching_tables(
     let all: Vec<(String, String)> = source.run(conn.query(sql)).await?;
     Ok(all
         .into_iter()
-        .filter(|(db, t)| tables.matches(db, t))
+        .filter(|(db, t)| {
+            let name = format!("{db}.{t}");
+            match overrides.iter().find(|(o, _)| *o == name) {
+                Some((_, included)) => *included,
+                None => tables.matches(db, t),
+            }
+        })
         .collect())
 }
 
@@ -109,8 +125,9 @@ pub(crate) async fn plan_tables(
     source: &Source,
     conn: &mut Conn,
     tables: &TablesConfig,
+    overrides: &[(String, bool)],
 ) -> Result<Vec<TablePlan>> {
-    let names = matching_tables(source, conn, tables).await?;
+    let names = selected_tables(source, conn, tables, overrides).await?;
     if names.is_empty() {
         return Err(Error::NoTables {
             patterns: tables.include.clone(),
