@@ -315,6 +315,11 @@ impl Runner {
                 cp
             }
         };
+        let mut conn = source.conn().await?;
+        source
+            .check_position(&mut conn, &checkpoint.position)
+            .await?;
+        drop(conn);
         self.recorder
             .enter(
                 PipeState::Running,

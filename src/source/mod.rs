@@ -113,6 +113,36 @@ impl Source {
             .collect())
     }
 
+    /// Fails with "resync required" when `position`'s binlog file is no longer on the server.
+    pub async fn check_position(&self, conn: &mut Conn, position: &Position) -> Result<()> {
+        let logs: Vec<mysql_async::Row> = self.run(conn.query("SHOW BINARY LOGS")).await?;
+        let files: Vec<String> = logs
+            .iter()
+            .filter_map(|row| row.get::<String, _>(0))
+            .collect();
+        if files.iter().any(|f| f == &position.file) {
+            return Ok(());
+        }
+        let retention = self
+            .variables(
+                conn,
+                ["binlog_expire_logs_seconds", "expire_logs_days"].into_iter(),
+            )
+            .await?;
+        let retention: Vec<String> = retention
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        Err(Error::PositionPurged {
+            position: position.to_string(),
+            detail: format!(
+                "the oldest binlog on the server is {}; retention: {}",
+                files.first().map_or("(none)", String::as_str),
+                retention.join(", ")
+            ),
+        })
+    }
+
     /// The binlog position of the last write, and the GTID state where the server has one.
     pub async fn current_position(&self, conn: &mut Conn) -> Result<Position> {
         // MySQL 8.4 renamed SHOW MASTER STATUS; MariaDB and older MySQL keep the old name.

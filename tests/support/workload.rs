@@ -188,6 +188,27 @@ impl Workload {
         }
     }
 
+    /// Like [`Workload::run`], but returns the first error instead of panicking (for loads
+    /// that run through server faults).
+    pub async fn try_run(
+        &mut self,
+        conn: &mut Conn,
+        transactions: usize,
+    ) -> Result<(), mysql_async::Error> {
+        for _ in 0..transactions {
+            let n = self.rng.random_range(1..=5);
+            let rollback = self.rng.random_bool(0.1);
+            conn.query_drop("BEGIN").await?;
+            for _ in 0..n {
+                let s = self.statement();
+                conn.query_drop(&s).await?;
+            }
+            conn.query_drop(if rollback { "ROLLBACK" } else { "COMMIT" })
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Runs `transactions` transactions of 1 to 5 statements; about one in ten is rolled back.
     pub async fn run(&mut self, conn: &mut Conn, transactions: usize) {
         for _ in 0..transactions {

@@ -1,0 +1,214 @@
+//! Fault injection on the real servers: the replication connection killed, MariaDB restarted
+//! and ClickHouse stopped under a write load, the daemon killed at random moments. After each,
+//! the pipe continues and the target equals the source with no duplicate live rows.
+//!
+//! These tests disturb the shared servers, so they run one at a time (a lock), in a test binary
+//! of their own (test binaries run one after another). Restarting a server needs the local
+//! test environment (`scripts/test-env`); with external servers those tests are skipped.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use support::workload::{Workload, DDL, TABLES};
+use support::{servers, Daemon, Pipe, Servers};
+use tokio::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+const EQUAL_WITHIN: Duration = Duration::from_secs(120);
+
+fn local_env() -> bool {
+    std::env::var("TRIBUTARY_TEST_MARIADB_PIDFILE").is_ok()
+}
+
+fn test_env(action: &str) {
+    let status = Command::new("scripts/test-env")
+        .arg(action)
+        .status()
+        .expect("run scripts/test-env");
+    assert!(status.success(), "scripts/test-env {action} failed");
+}
+
+async fn start(s: &Servers, prefix: &str) -> (Pipe, mysql_async::Conn, Daemon) {
+    let pipe = Pipe::new(prefix);
+    let mut conn = s.mysql().await;
+    s.exec(&mut conn, &format!("CREATE DATABASE `{}`", pipe.db))
+        .await;
+    s.exec(&mut conn, &format!("USE `{}`", pipe.db)).await;
+    s.exec(&mut conn, DDL).await;
+    Workload::new(1).run(&mut conn, 100).await;
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", Duration::from_secs(60));
+    (pipe, conn, daemon)
+}
+
+/// Runs `transactions` workload transactions in the background on the pipe's database,
+/// reconnecting when the server goes away (statements that failed are simply lost at the
+/// source too, so source and target still agree).
+fn background_load(
+    s: &Servers,
+    pipe: &Pipe,
+    seed: u64,
+    transactions: usize,
+) -> tokio::task::JoinHandle<()> {
+    let (url, db) = (s.mariadb_url.clone(), pipe.db.clone());
+    tokio::spawn(async move {
+        let mut workload = Workload::new(seed);
+        let mut done = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while done < transactions && Instant::now() < deadline {
+            let Ok(mut c) =
+                mysql_async::Conn::new(mysql_async::Opts::from_url(&url).expect("url")).await
+            else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            if c.query_drop(format!("USE `{db}`")).await.is_err() {
+                continue;
+            }
+            while done < transactions {
+                if workload.try_run(&mut c, 1).await.is_err() {
+                    break;
+                }
+                done += 1;
+            }
+        }
+    })
+}
+
+async fn finish(s: &Servers, pipe: &Pipe, mut daemon: Daemon, what: &str) {
+    s.wait_equal(&pipe.db, TABLES, EQUAL_WITHIN, &daemon).await;
+    for t in TABLES {
+        s.assert_no_duplicates(&pipe.db, t);
+    }
+    let rows = s.ch(&format!(
+        "SELECT sum(c) FROM (SELECT count() AS c FROM `{0}`.orders FINAL WHERE _tributary_is_deleted = 0 \
+         UNION ALL SELECT count() FROM `{0}`.items FINAL WHERE _tributary_is_deleted = 0 \
+         UNION ALL SELECT count() FROM `{0}`.tags FINAL WHERE _tributary_is_deleted = 0)",
+        pipe.db
+    ));
+    eprintln!(
+        "fault report: {what}: equal after recovery, {} live rows compared, no duplicates",
+        rows.trim()
+    );
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        daemon.log_text()
+    );
+    s.cleanup(pipe).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_replication_connection_is_resumed() {
+    let Some(s) = servers() else { return };
+    let _serial = SERIAL.lock().await;
+    let (pipe, mut conn, daemon) = start(&s, "killconn").await;
+    let load = background_load(&s, &pipe, 11, 600);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Wait for the (re)connected dump, then kill it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ids = loop {
+            let ids: Vec<u64> = conn
+                .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+                .await
+                .expect("processlist");
+            if !ids.is_empty() {
+                break ids;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pipe did not reconnect:\n{}",
+                daemon.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for id in ids {
+            let _ = conn.query_drop(format!("KILL {id}")).await;
+        }
+    }
+    load.await.expect("load");
+    finish(
+        &s,
+        &pipe,
+        daemon,
+        "replication connection killed 3 times under load",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_restart_under_load_is_survived() {
+    let Some(s) = servers() else { return };
+    if !local_env() {
+        eprintln!("skipped: restarting MariaDB needs the local test environment");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let (pipe, conn, daemon) = start(&s, "restartdb").await;
+    drop(conn);
+    let load = background_load(&s, &pipe, 12, 500);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::spawn_blocking(|| test_env("restart-mariadb"))
+        .await
+        .expect("restart");
+    load.await.expect("load");
+    finish(&s, &pipe, daemon, "MariaDB restarted under load").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clickhouse_outage_under_load_is_survived() {
+    let Some(s) = servers() else { return };
+    if !local_env() {
+        eprintln!("skipped: stopping ClickHouse needs the local test environment");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let (pipe, conn, daemon) = start(&s, "chdown").await;
+    drop(conn);
+    let load = background_load(&s, &pipe, 13, 500);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::spawn_blocking(|| {
+        test_env("stop-clickhouse");
+        std::thread::sleep(Duration::from_secs(10));
+        test_env("start-clickhouse");
+    })
+    .await
+    .expect("outage");
+    load.await.expect("load");
+    finish(&s, &pipe, daemon, "ClickHouse stopped for 10 s under load").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_killed_at_ten_random_moments_recovers_every_time() {
+    let Some(s) = servers() else { return };
+    let _serial = SERIAL.lock().await;
+    let (pipe, conn, mut daemon) = start(&s, "kill10").await;
+    drop(conn);
+    let config = s.config(&pipe, "");
+    for round in 0..10u64 {
+        let load = background_load(&s, &pipe, 100 + round, 150);
+        tokio::time::sleep(Duration::from_millis(rand::random_range(50..700))).await;
+        daemon.kill9();
+        load.await.expect("load");
+        daemon = Daemon::start(&config);
+        let mut check = s.mysql().await;
+        s.exec(&mut check, &format!("USE `{}`", pipe.db)).await;
+        s.wait_equal(&pipe.db, TABLES, EQUAL_WITHIN, &daemon).await;
+        for t in TABLES {
+            s.assert_no_duplicates(&pipe.db, t);
+        }
+        eprintln!("fault report: kill -9 #{}: equal, no duplicates", round + 1);
+    }
+    finish(
+        &s,
+        &pipe,
+        daemon,
+        "daemon killed with SIGKILL at 10 random moments",
+    )
+    .await;
+}
