@@ -3,6 +3,8 @@
 #   docker build -t tributary .
 #   docker run -v $PWD/tributary.toml:/etc/tributary/tributary.toml:ro -p 9187:9187 tributary
 # The config must set api.listen = "0.0.0.0:9187" for the published port to answer.
+# Health: the image probes /healthz with the tributary binary itself (`tributary health`), so
+# the runtime image needs no curl (and none of the libraries and CVEs it brings).
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -24,6 +26,12 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/tributary /usr/local/bin/tributary
 USER tributary:tributary
 EXPOSE 9187
+# Liveness: /healthz answers 200 while the process serves its API. The probe reads the
+# API address from the same config (and TRIBUTARY__API__LISTEN) as the daemon; `0.0.0.0` is
+# probed on 127.0.0.1. Use `tributary health --ready` for readiness (every pipe Running,
+# Paused or Completed) where the orchestrator has a separate readiness check.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/tributary", "health", "--config", "/etc/tributary/tributary.toml"]
 # SIGTERM: the pipes flush their current batch, checkpoint and exit 0 (allow ~30 s).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/tributary"]

@@ -1,11 +1,20 @@
-//! Command line: `run`, `check`, `status`, `version`.
+//! Command line: `run`, `check`, `status`, `pause`, `resume`, `resync`, `tables`, `health`,
+//! `version`.
+//!
+//! `run` starts every pipe and the HTTP API (on `api.listen`) and stops both on the same
+//! SIGTERM/SIGINT; it refuses to start when the API cannot listen, so a daemon that runs is
+//! always observable. The commands that talk to a running daemon ([`remote`]) use its API;
+//! `status` also reads the state store directly, which works while no daemon runs.
 
-use std::path::PathBuf;
+mod remote;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use serde::Serialize;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -14,10 +23,15 @@ use crate::config::{Config, PipeConfig};
 use crate::pipe::control::{PipeHandle, Registry};
 use crate::pipe::{self, Outcome};
 use crate::source::{introspect, preflight, Source};
-use crate::state::{Progress, StateStore, Transition};
 
 /// Time pipes get to flush and checkpoint after SIGTERM/SIGINT before the process exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Time the API gets to finish its open requests once the pipes have stopped.
+const API_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The API's address when neither `--api` nor `--config` says otherwise (the config default).
+const DEFAULT_API: &str = "http://127.0.0.1:9187";
 
 #[derive(Parser)]
 #[command(
@@ -39,9 +53,21 @@ enum LogFormat {
     Json,
 }
 
+/// Where a running daemon's API is.
+#[derive(Args, Clone)]
+struct ApiArgs {
+    /// The daemon's API, e.g. http://127.0.0.1:9187 [default: http:// + the config's
+    /// api.listen with --config, else http://127.0.0.1:9187]
+    #[arg(long, value_name = "URL")]
+    api: Option<String>,
+    /// The daemon's config file (for its api.listen).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run every pipe of the config until SIGTERM/SIGINT.
+    /// Run every pipe of the config and the HTTP API until SIGTERM/SIGINT.
     Run {
         #[arg(long, short)]
         config: PathBuf,
@@ -51,17 +77,74 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Show the state, checkpoint and snapshot progress of each pipe.
+    /// Show the state, position, lag and snapshot progress of each pipe: from the daemon's
+    /// API when it answers (always with --api), else from the state store in ClickHouse.
     Status {
-        #[arg(long, short)]
-        config: PathBuf,
         /// Only this pipe.
         pipe: Option<String>,
+        /// One JSON object per pipe and line instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        target: ApiArgs,
+    },
+    /// Pause a pipe: flush and checkpoint its batch, stop reading the binlog.
+    Pause {
+        pipe: String,
+        #[command(flatten)]
+        target: ApiArgs,
+    },
+    /// Resume a paused pipe from its checkpoint.
+    Resume {
+        pipe: String,
+        #[command(flatten)]
+        target: ApiArgs,
+    },
+    /// Reload every table of a pipe and swap the copies in atomically.
+    Resync {
+        pipe: String,
+        #[command(flatten)]
+        target: ApiArgs,
+    },
+    /// Add or remove a table of a running pipe.
+    Tables {
+        #[command(subcommand)]
+        action: TablesCommand,
+    },
+    /// Probe the daemon's /healthz (or /readyz with --ready); exit code 1 if it does not answer
+    /// 200. For container and service health checks.
+    Health {
+        /// Probe /readyz: every pipe Running, Paused or Completed.
+        #[arg(long)]
+        ready: bool,
+        #[command(flatten)]
+        target: ApiArgs,
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum TablesCommand {
+    /// Start replicating `db.table`: target table created, rows snapshotted, then streamed.
+    Add {
+        pipe: String,
+        /// Source table, `db.table`.
+        table: String,
+        #[command(flatten)]
+        target: ApiArgs,
+    },
+    /// Stop replicating `db.table`.
+    Remove {
+        pipe: String,
+        /// Source table, `db.table`.
+        table: String,
+        /// Drop the target table too.
+        #[arg(long)]
+        drop: bool,
+        #[command(flatten)]
+        target: ApiArgs,
+    },
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -77,12 +160,6 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let load = |path: &PathBuf| {
-        Config::load(path).map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        })
-    };
     let result = match cli.command {
         Command::Version => {
             println!("tributary {}", env!("CARGO_PKG_VERSION"));
@@ -90,11 +167,79 @@ pub(crate) fn main() -> ExitCode {
         }
         Command::Run { config } => load(&config).map(|c| runtime.block_on(run(c))),
         Command::Check { config } => load(&config).map(|c| runtime.block_on(check(c))),
-        Command::Status { config, pipe, json } => {
-            load(&config).map(|c| runtime.block_on(status(c, pipe, json)))
-        }
+        Command::Status { pipe, json, target } => target.config().map(|config| {
+            let api = target.api.clone();
+            runtime.block_on(status::status(config, api, pipe, json))
+        }),
+        Command::Pause { pipe, target } => target
+            .url()
+            .map(|url| runtime.block_on(remote::command(&url, &pipe, "pause"))),
+        Command::Resume { pipe, target } => target
+            .url()
+            .map(|url| runtime.block_on(remote::command(&url, &pipe, "resume"))),
+        Command::Resync { pipe, target } => target
+            .url()
+            .map(|url| runtime.block_on(remote::command(&url, &pipe, "resync"))),
+        Command::Tables { action } => match action {
+            TablesCommand::Add {
+                pipe,
+                table,
+                target,
+            } => target
+                .url()
+                .map(|url| runtime.block_on(remote::add_table(&url, &pipe, &table))),
+            TablesCommand::Remove {
+                pipe,
+                table,
+                drop,
+                target,
+            } => target
+                .url()
+                .map(|url| runtime.block_on(remote::remove_table(&url, &pipe, &table, drop))),
+        },
+        Command::Health { ready, target } => target
+            .url()
+            .map(|url| runtime.block_on(remote::health(&url, ready))),
     };
     result.unwrap_or_else(|code| code)
+}
+
+/// Loads the config, or prints why not (exit code 2).
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+impl ApiArgs {
+    fn config(&self) -> Result<Option<Config>, ExitCode> {
+        self.config.as_deref().map(load).transpose()
+    }
+
+    /// `--api`, else the config's `api.listen`, else [`DEFAULT_API`].
+    fn url(&self) -> Result<String, ExitCode> {
+        if let Some(api) = &self.api {
+            return Ok(api.clone());
+        }
+        Ok(match self.config()? {
+            Some(config) => api_url(config.api.listen),
+            None => DEFAULT_API.to_owned(),
+        })
+    }
+}
+
+/// The URL a client on this host reaches `listen` at: an unspecified address (`0.0.0.0`, `::`)
+/// is reached on loopback.
+fn api_url(listen: SocketAddr) -> String {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 fn init_logging(format: LogFormat) {
@@ -112,6 +257,20 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(config: Config) -> ExitCode {
+    if crate::metrics::install().is_none() {
+        warn!("metrics recorder not installed; /metrics will answer 500");
+    }
+    let listener = match tokio::net::TcpListener::bind(config.api.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(addr = %config.api.listen, error = %e, "cannot listen for the HTTP API (api.listen); not starting");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => info!(addr = %addr, "api listening"),
+        Err(_) => info!(addr = %config.api.listen, "api listening"),
+    }
     let (tx, rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut registry = std::collections::BTreeMap::new();
@@ -120,7 +279,22 @@ async fn run(config: Config) -> ExitCode {
         registry.insert(cfg.name.clone(), handle.clone());
         tasks.spawn(pipe::run(cfg, handle, commands, rx.clone()));
     }
-    let _registry: Registry = std::sync::Arc::new(registry);
+    let registry: Registry = std::sync::Arc::new(registry);
+    let mut api = tokio::spawn(crate::api::serve(listener, registry, rx.clone()));
+    let code = run_pipes(&tx, tasks).await;
+    // The pipes have ended (signal, completion or failure): the API goes with them.
+    let _ = tx.send(true);
+    match tokio::time::timeout(API_SHUTDOWN_GRACE, &mut api).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => error!(error = %e, "the HTTP API failed"),
+        Ok(Err(e)) => error!(error = %e, "the HTTP API task ended abnormally"),
+        Err(_) => api.abort(),
+    }
+    code
+}
+
+/// Waits for every pipe task, and on SIGTERM/SIGINT tells them to stop (within [`SHUTDOWN_GRACE`]).
+async fn run_pipes(tx: &watch::Sender<bool>, mut tasks: tokio::task::JoinSet<Outcome>) -> ExitCode {
     let mut failed = false;
     let mut signal = Box::pin(shutdown_signal());
     loop {
@@ -260,99 +434,62 @@ async fn check_pipe(cfg: &PipeConfig) -> bool {
     ok
 }
 
-#[derive(Serialize)]
-struct PipeStatus {
-    pipe: String,
-    state: Option<String>,
-    since: Option<String>,
-    reason: Option<String>,
-    position: Option<String>,
-    next_version: Option<u64>,
-    tables: Vec<TableStatus>,
-    history: Vec<Transition>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Serialize)]
-struct TableStatus {
-    table: String,
-    snapshot_rows: u64,
-    snapshot_done: bool,
-}
-
-async fn pipe_status(cfg: &PipeConfig) -> Result<PipeStatus, crate::error::Error> {
-    let target = Target::new(&cfg.target)?;
-    let store = StateStore::new(target, &cfg.target.state_database, &cfg.name);
-    store.init().await?;
-    let history = store.history(10).await?;
-    let checkpoint = store.checkpoint().await?;
-    let tables = store
-        .all_progress()
-        .await?
-        .into_iter()
-        .map(|(table, Progress { rows, done, .. })| TableStatus {
-            table,
-            snapshot_rows: rows,
-            snapshot_done: done,
-        })
-        .collect();
-    let current = history.first();
-    Ok(PipeStatus {
-        pipe: cfg.name.clone(),
-        state: current.map(|t| t.to_state.clone()),
-        since: current.map(|t| t.at.clone()),
-        reason: current.map(|t| t.reason.clone()),
-        position: checkpoint.as_ref().map(|c| c.position.to_string()),
-        next_version: checkpoint.map(|c| c.next_version),
-        tables,
-        history,
-    })
-}
-
-async fn status(config: Config, only: Option<String>, json: bool) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
-    for cfg in config
-        .pipes
-        .iter()
-        .filter(|p| only.as_ref().is_none_or(|o| o == &p.name))
-    {
-        match pipe_status(cfg).await {
-            Ok(s) if json => match serde_json::to_string_pretty(&s) {
-                Ok(text) => println!("{text}"),
-                Err(e) => eprintln!("error: {e}"),
-            },
-            Ok(s) => print_status(&s),
-            Err(e) => {
-                eprintln!("pipe {}: cannot read its state: {e}", cfg.name);
-                code = ExitCode::FAILURE;
-            }
-        }
+    #[test]
+    fn api_url_reaches_unspecified_addresses_on_loopback() {
+        let url = |s: &str| api_url(s.parse().expect("socket address"));
+        assert_eq!(url("0.0.0.0:9187"), "http://127.0.0.1:9187");
+        assert_eq!(url("[::]:9187"), "http://[::1]:9187");
+        assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
     }
-    code
-}
 
-fn print_status(s: &PipeStatus) {
-    let dash = || "-".to_string();
-    println!("pipe {}", s.pipe);
-    println!(
-        "  state     {} since {}",
-        s.state.clone().unwrap_or_else(|| "never started".into()),
-        s.since.clone().unwrap_or_else(dash)
-    );
-    println!("  reason    {}", s.reason.clone().unwrap_or_else(dash));
-    println!("  position  {}", s.position.clone().unwrap_or_else(dash));
-    for t in &s.tables {
-        println!(
-            "  snapshot  {:<40} {:>12} rows  {}",
-            t.table,
-            t.snapshot_rows,
-            if t.snapshot_done { "done" } else { "loading" }
-        );
-    }
-    println!("  history");
-    for h in s.history.iter().rev() {
-        println!(
-            "    {}  {:>12} → {:<12} {}",
-            h.at, h.from_state, h.to_state, h.reason
-        );
+    #[test]
+    fn the_cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let parse = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(parse(&[
+            "tributary",
+            "status",
+            "--config",
+            "x.toml",
+            "--json"
+        ]));
+        assert!(parse(&[
+            "tributary",
+            "status",
+            "--api",
+            "http://h:1",
+            "shop"
+        ]));
+        assert!(parse(&[
+            "tributary",
+            "pause",
+            "shop",
+            "--api",
+            "http://h:1"
+        ]));
+        assert!(parse(&[
+            "tributary",
+            "tables",
+            "remove",
+            "shop",
+            "db.t",
+            "--drop"
+        ]));
+        assert!(parse(&[
+            "tributary",
+            "tables",
+            "add",
+            "shop",
+            "db.t",
+            "-c",
+            "x.toml"
+        ]));
+        assert!(parse(&["tributary", "health", "--ready"]));
+        assert!(!parse(&["tributary", "pause"]));
     }
 }

@@ -29,6 +29,8 @@ pub(crate) enum Error {
     },
     #[error("binlog: {0}")]
     Binlog(String),
+    #[error("binlog: cannot read the event {position}: {detail}; the pipe stops rather than skip it (a corrupt binlog or a tributary bug: please report it with the binlog file)")]
+    BinlogPanic { position: String, detail: String },
     #[error(
         "the binlog position {position} is no longer on the source: resync required ({detail})"
     )]
@@ -66,6 +68,23 @@ const DEFINITE_SERVER_ERRORS: &[u16] = &[
 ];
 
 impl Error {
+    /// A short, stable name of the error's kind, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidSourceSetting { .. } => "source_setting",
+            Error::NoPrimaryKey { .. } => "no_primary_key",
+            Error::Schema { .. } => "schema",
+            Error::NoTables { .. } => "no_tables",
+            Error::Decode { .. } => "decode",
+            Error::Binlog(_) | Error::BinlogPanic { .. } => "binlog",
+            Error::PositionPurged { .. } => "position_purged",
+            Error::SchemaChanged { .. } => "schema_changed",
+            Error::Source { .. } => "source",
+            Error::Target { .. } => "target",
+            Error::State(_) => "state",
+        }
+    }
+
     /// Whether retrying the same operation later may succeed (network, restarts, timeouts).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -1,5 +1,6 @@
 //! tributary: replicates MySQL and MariaDB tables into ClickHouse by change data capture.
 
+mod api;
 mod binlog;
 mod charset;
 mod cli;
@@ -7,6 +8,7 @@ mod clickhouse;
 mod config;
 mod decode;
 mod error;
+mod metrics;
 mod pipe;
 mod schema;
 mod snapshot;

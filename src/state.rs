@@ -316,6 +316,27 @@ impl StateStore {
             .await
     }
 
+    /// Forgets a table's snapshot (progress and partition plan), so that adding it again loads
+    /// it again.
+    pub async fn forget_snapshot(&self, table: &str) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE pipe = {{pipe:String}} AND table_name = {{table:String}}",
+            self.table("snapshot_partitions")
+        );
+        self.target
+            .execute(&sql, &[("pipe", &self.pipe), ("table", table)])
+            .await?;
+        let current = self.progress(table).await?;
+        self.save_progress(
+            table,
+            &Progress {
+                seq: current.seq + 1,
+                ..Progress::default()
+            },
+        )
+        .await
+    }
+
     /// Stores a newly planned table's partitions in one insert.
     pub async fn save_plan(&self, table: &str, partitions: &[PartitionRow]) -> Result<()> {
         let mut body = Vec::new();

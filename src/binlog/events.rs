@@ -6,43 +6,69 @@
 //! position of that event as its resume point. `ROLLBACK` discards the transaction's rows.
 //! Rows are decoded against the table definition the pipe stored; a TABLE_MAP whose column
 //! count differs from it is a schema change the decoder refuses rather than mis-decodes.
+//!
+//! Only the events the pipe acts on are parsed at all; everything a server sends is checked
+//! before use (TABLE_MAPs and rows by [`tablemap`] and [`rows`], MariaDB events by
+//! [`mariadb`]), and a panic anywhere in decoding becomes [`Error::BinlogPanic`] for the event,
+//! never a crash of the pipe task.
+//!
+//! [`tablemap`]: super::tablemap
+//! [`rows`]: super::rows
+//! [`mariadb`]: super::mariadb
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 
-use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
-use mysql_common::binlog::row::BinlogRow;
-use mysql_common::binlog::value::BinlogValue;
+use mysql_common::binlog::consts::EventType;
+use mysql_common::binlog::events::{Event, EventData};
 use mysql_common::proto::MySerialize;
-use mysql_common::value::Value;
 
-use crate::decode::{encode, Origin};
+use super::feed::panic_message;
+use super::mariadb::{self, GtidState};
+use super::rows::{self, RowError, RowPlan};
+use super::tablemap;
 use crate::error::{Error, Result};
 use crate::pipe::batch::Batch;
 use crate::schema::TablePlan;
 use crate::source::Position;
 
-/// MariaDB event types (not known to `mysql_common`).
-const MARIADB_ANNOTATE_ROWS: u8 = 0xa0;
-const MARIADB_BINLOG_CHECKPOINT: u8 = 0xa1;
-const MARIADB_GTID: u8 = 0xa2;
-const MARIADB_GTID_LIST: u8 = 0xa3;
-const MARIADB_START_ENCRYPTION: u8 = 0xa4;
-/// 0xa5..=0xab: compressed query and rows events (`log_bin_compress=ON`).
-const MARIADB_COMPRESSED_FIRST: u8 = 0xa5;
-const MARIADB_COMPRESSED_LAST: u8 = 0xab;
-/// MariaDB GTID flag: the event group has no COMMIT/XID (DDL and other standalone statements).
-const FL_STANDALONE: u8 = 1;
+/// Table ids are reassigned as tables are reopened; past this many the cache starts over
+/// (TABLE_MAPs are resent with every statement, so nothing is lost).
+const MAX_TABLE_MAPS: usize = 4096;
+
+const QUERY: u8 = EventType::QUERY_EVENT as u8;
+const ROTATE: u8 = EventType::ROTATE_EVENT as u8;
+const XID: u8 = EventType::XID_EVENT as u8;
+const TABLE_MAP: u8 = EventType::TABLE_MAP_EVENT as u8;
+const INCIDENT: u8 = EventType::INCIDENT_EVENT as u8;
+const GTID: u8 = EventType::GTID_EVENT as u8;
+const ANONYMOUS_GTID: u8 = EventType::ANONYMOUS_GTID_EVENT as u8;
+const GTID_TAGGED: u8 = EventType::GTID_TAGGED_LOG_EVENT as u8;
+const TRANSACTION_PAYLOAD: u8 = EventType::TRANSACTION_PAYLOAD_EVENT as u8;
+
+/// A table id's TABLE_MAP, as last announced; `raw` skips re-planning an identical one.
+struct Mapped {
+    raw: Vec<u8>,
+    /// `None` for tables the pipe does not replicate.
+    plan: Option<RowPlan>,
+}
 
 pub(crate) struct Decoder {
     /// Replicated tables by `(db, table)`, as indexes into `plans`.
     by_name: HashMap<(String, String), usize>,
     plans: Vec<TablePlan>,
-    /// TABLE_MAP events by table id, as the stream announced them.
-    table_maps: HashMap<u64, TableMapEvent<'static>>,
+    table_maps: HashMap<u64, Mapped>,
     file: String,
     gtid: String,
+    /// MariaDB's per-domain GTID state, when the start position has one (or none at all).
+    gtid_state: Option<GtidState>,
     /// A MariaDB standalone event group: commits at the end of its single statement.
     standalone: bool,
+    /// End of the TRANSACTION_PAYLOAD whose events are being applied: they carry no position
+    /// of their own.
+    payload_end: Option<u32>,
+    /// The statement of the rows that follow (MariaDB ANNOTATE_ROWS), for error messages.
+    annotate: Vec<u8>,
     /// Timestamp of the last event, for lag.
     pub last_event_time: u32,
 }
@@ -60,15 +86,22 @@ impl Decoder {
             table_maps: HashMap::new(),
             file: start.file.clone(),
             gtid: start.gtid.clone(),
+            gtid_state: GtidState::parse(&start.gtid),
             standalone: false,
+            payload_end: None,
+            annotate: Vec::new(),
             last_event_time: 0,
         }
     }
 
     fn position(&self, event: &Event) -> Position {
+        let pos = match (event.header().log_pos(), self.payload_end) {
+            (0, Some(end)) => end,
+            (pos, _) => pos,
+        };
         Position {
             file: self.file.clone(),
-            pos: u64::from(event.header().log_pos()),
+            pos: u64::from(pos),
             gtid: self.gtid.clone(),
         }
     }
@@ -77,42 +110,101 @@ impl Decoder {
         Error::Binlog(format!("{what} at {}", self.position(event)))
     }
 
-    /// Applies one event to `batch`.
+    /// Applies one event to `batch`. A panic while decoding it (a bug: every input is checked)
+    /// is returned as an error naming the event's position.
     pub fn apply(&mut self, event: &Event, batch: &mut Batch) -> Result<()> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.apply_event(event, batch)))
+            .unwrap_or_else(|panic| {
+                Err(Error::BinlogPanic {
+                    position: format!("ending at {}", self.position(event)),
+                    detail: format!("decoding panicked: {}", panic_message(panic.as_ref())),
+                })
+            })
+    }
+
+    fn apply_event(&mut self, event: &Event, batch: &mut Batch) -> Result<()> {
         let header = event.header();
         if header.timestamp() != 0 {
             self.last_event_time = header.timestamp();
         }
-        let raw_type = header.event_type_raw();
-        match raw_type {
-            MARIADB_GTID => return self.mariadb_gtid(event, batch),
-            MARIADB_ANNOTATE_ROWS | MARIADB_BINLOG_CHECKPOINT | MARIADB_GTID_LIST
-            | MARIADB_START_ENCRYPTION => return Ok(()),
-            MARIADB_COMPRESSED_FIRST..=MARIADB_COMPRESSED_LAST => {
+        if header.log_pos() != 0 {
+            self.payload_end = None;
+        }
+        let malformed = |e: super::wire::Malformed| self.binlog_error(event, e);
+        match header.event_type_raw() {
+            mariadb::GTID => {
+                let (gtid, flags) =
+                    mariadb::gtid(event.data(), header.server_id()).map_err(malformed)?;
+                match &mut self.gtid_state {
+                    Some(state) => {
+                        state.record(gtid);
+                        self.gtid = state.to_string();
+                    }
+                    None => self.gtid = gtid.to_string(),
+                }
+                self.standalone = flags & mariadb::FL_STANDALONE != 0;
+                batch.begin();
+            }
+            mariadb::GTID_LIST => {
+                let list = mariadb::gtid_list(event.data()).map_err(malformed)?;
+                if let Some(state) = &mut self.gtid_state {
+                    state.merge(&list);
+                    self.gtid = state.to_string();
+                }
+            }
+            mariadb::ANNOTATE_ROWS => {
+                self.annotate.clear();
+                self.annotate.extend_from_slice(event.data());
+            }
+            mariadb::BINLOG_CHECKPOINT => {
+                mariadb::binlog_checkpoint(event.data()).map_err(malformed)?;
+            }
+            // Encryption is undone by the server before it sends events.
+            mariadb::START_ENCRYPTION => {}
+            t if mariadb::is_compressed(t) => {
+                let plain = mariadb::inflate(event)
+                    .map_err(|e| self.binlog_error(event, format!("compressed event: {e}")))?;
+                return self.apply_event(&plain, batch);
+            }
+            TABLE_MAP => self.table_map(event)?,
+            t if rows::rows_kind(t).is_some() => self.rows(event, batch)?,
+            TRANSACTION_PAYLOAD => self.payload_end = Some(header.log_pos()),
+            INCIDENT => {
                 return Err(self.binlog_error(
                     event,
-                    "compressed binlog event (log_bin_compress=ON) is not supported yet; set log_bin_compress=OFF",
+                    "the source logged an incident (changes may be missing from its binlog); resync required",
                 ))
             }
+            QUERY | ROTATE | XID | GTID | ANONYMOUS_GTID | GTID_TAGGED => {
+                self.parsed(event, batch)?
+            }
+            // Nothing else changes rows or transaction boundaries: not even parsed.
             _ => {}
         }
+        Ok(())
+    }
+
+    /// The events mysql_common parses for us: their parsers read with bounds checks.
+    fn parsed(&mut self, event: &Event, batch: &mut Batch) -> Result<()> {
         let data = event.read_data().map_err(|e| {
-            self.binlog_error(event, format!("undecodable event type {raw_type}: {e}"))
+            self.binlog_error(
+                event,
+                format!(
+                    "undecodable event type {}: {e}",
+                    event.header().event_type_raw()
+                ),
+            )
         })?;
-        let Some(data) = data else {
-            return Ok(());
-        };
         match data {
-            EventData::RotateEvent(rotate) => {
+            Some(EventData::RotateEvent(rotate)) => {
                 self.file =
                     String::from_utf8_lossy(strip_checksum(event, rotate.name_raw())).into_owned();
+                // Table ids do not survive a new file.
+                self.table_maps.clear();
             }
-            EventData::GtidEvent(_) | EventData::AnonymousGtidEvent(_) => batch.begin(),
-            EventData::TableMapEvent(tme) => {
-                self.table_maps.insert(tme.table_id(), tme.into_owned());
-            }
-            EventData::XidEvent(_) => batch.commit(self.position(event)),
-            EventData::QueryEvent(q) => {
+            Some(EventData::GtidEvent(_) | EventData::AnonymousGtidEvent(_)) => batch.begin(),
+            Some(EventData::XidEvent(_)) => batch.commit(self.position(event)),
+            Some(EventData::QueryEvent(q)) => {
                 let query = q.query();
                 let verb = first_word(&query);
                 match verb.as_str() {
@@ -132,24 +224,8 @@ impl Decoder {
                     }
                 }
             }
-            EventData::RowsEvent(rows) => self.rows(event, &rows, batch)?,
             _ => {}
         }
-        Ok(())
-    }
-
-    fn mariadb_gtid(&mut self, event: &Event, batch: &mut Batch) -> Result<()> {
-        let data = event.data();
-        let (Some(seq), Some(domain), Some(&flags)) =
-            (data.get(0..8), data.get(8..12), data.get(12))
-        else {
-            return Err(self.binlog_error(event, "truncated MariaDB GTID event"));
-        };
-        let seq = u64::from_le_bytes(seq.try_into().unwrap_or_default());
-        let domain = u32::from_le_bytes(domain.try_into().unwrap_or_default());
-        self.gtid = format!("{domain}-{}-{seq}", event.header().server_id());
-        self.standalone = flags & FL_STANDALONE != 0;
-        batch.begin();
         Ok(())
     }
 
@@ -181,140 +257,122 @@ impl Decoder {
         Ok(())
     }
 
-    fn rows(&mut self, event: &Event, rows: &RowsEventData<'_>, batch: &mut Batch) -> Result<()> {
-        let Some(tme) = self.table_maps.get(&rows.table_id()) else {
-            return Err(self.binlog_error(
-                event,
-                format!("rows event for unknown table id {}", rows.table_id()),
-            ));
-        };
-        let key = (
-            tme.database_name().into_owned(),
-            tme.table_name().into_owned(),
-        );
-        let Some(&table) = self.by_name.get(&key) else {
+    /// A TABLE_MAP: bound to its table's plan once, reused while the server resends it as is.
+    fn table_map(&mut self, event: &Event) -> Result<()> {
+        let body = event.data();
+        let post_header_len = event
+            .fde()
+            .get_event_type_header_length(EventType::TABLE_MAP_EVENT);
+        let malformed = |e| self.binlog_error(event, format!("TABLE_MAP: {e}"));
+        let id = tablemap::table_id(body, post_header_len).map_err(malformed)?;
+        if self.table_maps.get(&id).is_some_and(|m| m.raw == body) {
             return Ok(());
-        };
-        let plan = &self.plans[table];
-        let position = || self.position(event);
-        if tme.columns_count() as usize != plan.def.columns.len() {
-            return Err(Error::SchemaChanged {
-                table: plan.def.qualified(),
-                detail: format!(
-                    "the binlog has {} columns, the stored definition {}",
-                    tme.columns_count(),
-                    plan.def.columns.len()
-                ),
-                position: position().to_string(),
-            });
         }
-        let is_update = matches!(
-            rows,
-            RowsEventData::UpdateRowsEvent(_)
-                | RowsEventData::UpdateRowsEventV1(_)
-                | RowsEventData::PartialUpdateRowsEvent(_)
-        );
-        for row in rows.rows(tme) {
-            let (before, after) = row.map_err(|e| {
-                self.binlog_error(
-                    event,
-                    format!("undecodable row of {}.{}: {e}", key.0, key.1),
+        let (_, db, name) = tablemap::names(body, post_header_len).map_err(malformed)?;
+        let plan = match self.by_name.get(&(db, name)) {
+            None => None,
+            Some(&table) => {
+                let map = tablemap::parse(body, post_header_len).map_err(malformed)?;
+                let columns = map.columns.len();
+                let plan = &self.plans[table];
+                Some(
+                    RowPlan::new(map, plan, table).ok_or_else(|| Error::SchemaChanged {
+                        table: plan.def.qualified(),
+                        detail: format!(
+                            "the binlog has {columns} columns, the stored definition {}",
+                            plan.def.columns.len()
+                        ),
+                        position: self.position(event).to_string(),
+                    })?,
                 )
-            })?;
-            match (before, after) {
-                (None, Some(after)) => push_row(plan, table, &after, false, batch, &position)?,
-                (Some(before), None) => push_row(plan, table, &before, true, batch, &position)?,
-                (Some(before), Some(after)) if is_update => {
-                    if !same_key(plan, &before, &after) {
-                        push_row(plan, table, &before, true, batch, &position)?;
-                    }
-                    push_row(plan, table, &after, false, batch, &position)?;
-                }
-                _ => return Err(self.binlog_error(event, "rows event without row images")),
             }
+        };
+        if self.table_maps.len() >= MAX_TABLE_MAPS {
+            self.table_maps.clear();
         }
+        self.table_maps.insert(
+            id,
+            Mapped {
+                raw: body.to_vec(),
+                plan,
+            },
+        );
         Ok(())
     }
-}
 
-fn push_row(
-    plan: &TablePlan,
-    table: usize,
-    row: &BinlogRow,
-    deleted: bool,
-    batch: &mut Batch,
-    position: &dyn Fn() -> Position,
-) -> Result<()> {
-    let decode_error = |source| Error::Decode {
-        table: plan.def.qualified(),
-        position: position().to_string(),
-        source: Box::new(source),
-    };
-    batch
-        .push(table, deleted, |out| {
-            for (i, (col, included)) in plan.def.columns.iter().zip(&plan.included).enumerate() {
-                if !included {
-                    continue;
-                }
-                let value = match row.as_ref(i) {
-                    Some(BinlogValue::Value(v)) => std::borrow::Cow::Borrowed(v),
-                    Some(BinlogValue::Jsonb(j)) => {
-                        let json = serde_json::Value::try_from(j.clone()).map_err(|e| {
-                            Error::Binlog(format!("{}.{}: unreadable binary JSON: {e}", plan.def.qualified(), col.name))
-                        })?;
-                        std::borrow::Cow::Owned(Value::Bytes(json.to_string().into_bytes()))
-                    }
-                    Some(BinlogValue::JsonDiff(_)) => {
-                        return Err(Error::Binlog(format!(
-                            "{}.{}: partial JSON update in the binlog; set binlog_row_value_options='' (at {})",
-                            plan.def.qualified(),
-                            col.name,
-                            position()
-                        )))
-                    }
-                    None => {
-                        return Err(Error::InvalidSourceSetting {
-                            setting: "binlog_row_image".into(),
-                            actual: "not FULL".into(),
-                            expected: "FULL".into(),
-                            hint: format!("a row of {} arrived without column `{}`", plan.def.qualified(), col.name),
-                        })
-                    }
-                };
-                encode(col, &value, Origin::Binlog, out).map_err(decode_error)?;
+    fn rows(&mut self, event: &Event, batch: &mut Batch) -> Result<()> {
+        let ty = event.header().event_type_raw();
+        let post_header_len = event
+            .header()
+            .event_type()
+            .map(|t| event.fde().get_event_type_header_length(t))
+            .unwrap_or(0);
+        let header = rows::parse_header(event.data(), ty, post_header_len)
+            .map_err(|e| self.binlog_error(event, format!("rows event: {e}")))?;
+        let plan = match self.table_maps.get(&header.table_id) {
+            None => {
+                return Err(self.binlog_error(
+                    event,
+                    format!("rows event for unknown table id {}", header.table_id),
+                ))
             }
-            Ok(())
-        })
-        .map(|_| ())
+            Some(Mapped { plan: None, .. }) => return Ok(()),
+            Some(Mapped {
+                plan: Some(plan), ..
+            }) => plan,
+        };
+        plan.apply(&header, batch)
+            .map_err(|e| self.row_error(e, plan, event))
+    }
+
+    fn row_error(&self, e: RowError, plan: &RowPlan, event: &Event) -> Error {
+        let table = format!("{}.{}", plan.map().db, plan.map().table);
+        match e {
+            RowError::Malformed(e) => {
+                let statement = if self.annotate.is_empty() {
+                    String::new()
+                } else {
+                    let text = String::from_utf8_lossy(&self.annotate);
+                    format!(" (statement `{}`)", truncate(&text, 200))
+                };
+                self.binlog_error(event, format!("undecodable row of {table}{statement}: {e}"))
+            }
+            RowError::Decode(source) => Error::Decode {
+                table,
+                position: self.position(event).to_string(),
+                source: Box::new(source),
+            },
+            RowError::Missing { column } => Error::InvalidSourceSetting {
+                setting: "binlog_row_image".into(),
+                actual: "not FULL".into(),
+                expected: "FULL".into(),
+                hint: format!("a row of {table} arrived without column `{column}`"),
+            },
+            RowError::PartialJson { column } => Error::Binlog(format!(
+                "{table}.{column}: partial JSON update in the binlog; set binlog_row_value_options='' (at {})",
+                self.position(event)
+            )),
+        }
+    }
 }
 
 /// The ROTATE a dump starts with comes before any FORMAT_DESCRIPTION, so the stream reader
 /// cannot know that it carries a CRC32 and leaves the checksum at the end of the file name.
 /// Strips those four bytes when they are the event's CRC32.
-fn strip_checksum<'a>(event: &Event, name: &'a [u8]) -> &'a [u8] {
+pub(crate) fn strip_checksum<'a>(event: &Event, name: &'a [u8]) -> &'a [u8] {
     let data = event.data();
-    let (Some(body), Some(crc)) = (
-        data.len().checked_sub(4).map(|n| &data[..n]),
-        data.len().checked_sub(4).and_then(|n| data.get(n..)),
-    ) else {
+    let Some(split) = data.len().checked_sub(4) else {
         return name;
     };
+    let (body, crc) = data.split_at(split);
     let mut covered = Vec::with_capacity(data.len() + 19);
     event.header().serialize(&mut covered);
     covered.extend_from_slice(body);
     let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    if name.len() >= 4 && crc32fast::hash(&covered) == expected {
-        &name[..name.len() - 4]
-    } else {
-        name
+    match name.len().checked_sub(4) {
+        Some(n) if crc32fast::hash(&covered) == expected => &name[..n],
+        _ => name,
     }
-}
-
-fn same_key(plan: &TablePlan, before: &BinlogRow, after: &BinlogRow) -> bool {
-    plan.def
-        .primary_key
-        .iter()
-        .all(|&i| before.as_ref(i) == after.as_ref(i))
 }
 
 fn first_word(query: &str) -> String {
@@ -339,6 +397,38 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binlog::tests::{event_bytes, gen};
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_panic_while_decoding_is_an_error_naming_the_event() {
+        // A batch with fewer tables than the decoder has plans: writing a row of the second
+        // table indexes past the batch, a bug the decoder reports instead of crashing on.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let cols = vec![gen::column(&mut rng, 0, true)];
+        let plan = gen::plan_of(&cols, 1, |_| true);
+        let mut other = plan.clone();
+        other.def.name = "u".into();
+        let mut decoder = Decoder::new(vec![other, plan], &Position::default());
+        let mut batch = Batch::new(1, 1);
+        let parse = |bytes: Vec<u8>| {
+            Event::read(
+                &mysql_common::binlog::events::FormatDescriptionEvent::new(
+                    mysql_common::binlog::consts::BinlogVersion::Version4,
+                ),
+                &bytes[..],
+            )
+            .expect("event")
+        };
+        let map = parse(event_bytes(19, &gen::table_map_body(5, &cols), 300));
+        decoder.apply(&map, &mut batch).expect("table map");
+        let row = vec![gen::cell(&mut rng, &cols[0], false)];
+        let body = gen::rows_body(5, 1, gen::Change::Insert, false, &[(None, Some(row))]);
+        let rows = parse(event_bytes(23, &body, 400));
+        let err = decoder.apply(&rows, &mut batch).unwrap_err();
+        assert!(matches!(err, Error::BinlogPanic { .. }), "{err}");
+        assert!(err.to_string().contains(":400"), "{err}");
+    }
 
     #[test]
     fn first_word_skips_comments() {

@@ -11,6 +11,29 @@ use crate::source::Position;
 pub(crate) struct TableRows {
     pub data: Vec<u8>,
     pub rows: usize,
+    /// Source row changes by kind, indexed by [`Op`] (a key-changing update is one update
+    /// though it writes two rows).
+    pub ops: [u64; 3],
+}
+
+/// The kind of a source row change, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Insert = 0,
+    Update = 1,
+    Delete = 2,
+}
+
+impl Op {
+    pub const ALL: [Op; 3] = [Op::Insert, Op::Update, Op::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
 }
 
 /// The committed rows of one table, taken out of a batch to be written.
@@ -19,12 +42,14 @@ pub(crate) struct Taken {
     pub table: usize,
     pub data: Vec<u8>,
     pub rows: usize,
+    pub ops: [u64; 3],
 }
 
 /// Where the open transaction started, to roll it back.
 #[derive(Debug)]
 struct Mark {
     lens: Vec<(usize, usize)>,
+    ops: Vec<[u64; 3]>,
     next_version: u64,
 }
 
@@ -54,9 +79,16 @@ impl Batch {
         if self.open.is_none() {
             self.open = Some(Mark {
                 lens: self.tables.iter().map(|t| (t.data.len(), t.rows)).collect(),
+                ops: self.tables.iter().map(|t| t.ops).collect(),
                 next_version: self.next_version,
             });
         }
+    }
+
+    /// Counts one source row change of `table` (rolled back with its transaction).
+    pub fn count(&mut self, table: usize, op: Op) {
+        self.begin();
+        self.tables[table].ops[op as usize] += 1;
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -97,9 +129,10 @@ impl Batch {
 
     pub fn rollback(&mut self) {
         if let Some(mark) = self.open.take() {
-            for (t, (len, rows)) in self.tables.iter_mut().zip(mark.lens) {
+            for ((t, (len, rows)), ops) in self.tables.iter_mut().zip(mark.lens).zip(mark.ops) {
                 t.data.truncate(len);
                 t.rows = rows;
+                t.ops = ops;
             }
             self.next_version = mark.next_version;
         }
@@ -115,10 +148,17 @@ impl Batch {
     pub fn take_committed(&mut self) -> (Vec<Taken>, Option<Position>) {
         let mut out = Vec::new();
         for (i, t) in self.tables.iter_mut().enumerate() {
-            let (len, rows) = match &mut self.open {
-                Some(mark) => std::mem::take(&mut mark.lens[i]),
-                None => (t.data.len(), t.rows),
+            let (len, rows, ops) = match &mut self.open {
+                Some(mark) => {
+                    let (len, rows) = std::mem::take(&mut mark.lens[i]);
+                    let ops = std::mem::take(&mut mark.ops[i]);
+                    (len, rows, ops)
+                }
+                None => (t.data.len(), t.rows, t.ops),
             };
+            for (now, taken) in t.ops.iter_mut().zip(ops) {
+                *now -= taken;
+            }
             if rows == 0 {
                 continue;
             }
@@ -132,6 +172,7 @@ impl Batch {
                 table: i,
                 data,
                 rows,
+                ops,
             });
         }
         self.committed_rows = 0;
@@ -202,6 +243,28 @@ mod tests {
         assert_eq!(tables[0].rows, 1);
         assert_eq!(b.tables[0].rows, 1);
         assert_eq!(b.tables[0].data[0], 2);
+    }
+
+    #[test]
+    fn operations_are_counted_per_table_and_rolled_back() {
+        let mut b = Batch::new(1, 1);
+        b.count(0, Op::Insert);
+        put(&mut b, 0, 1);
+        b.commit(pos(1));
+        b.count(0, Op::Delete);
+        put(&mut b, 0, 2);
+        b.rollback();
+        b.count(0, Op::Update);
+        put(&mut b, 0, 3);
+        b.commit(pos(2));
+        b.count(0, Op::Delete);
+        let (tables, _) = b.take_committed();
+        assert_eq!(tables[0].ops, [1, 1, 0]);
+        assert_eq!(
+            b.tables[0].ops,
+            [0, 0, 1],
+            "the open transaction's count stays"
+        );
     }
 
     #[test]

@@ -21,12 +21,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::binlog::events::Decoder;
+use crate::binlog::feed::Feed;
 use crate::binlog::stream::BinlogStream;
 use crate::clickhouse::ddl::insert_sql;
 use crate::clickhouse::Target;
 use crate::config::PipeConfig;
 use crate::error::{backoff, Result};
-use crate::pipe::batch::Batch;
+use crate::pipe::batch::{Batch, Op};
 use crate::pipe::control::{Command, PipeHandle, Request};
 use crate::pipe::lifecycle::PipeState;
 use crate::pipe::recorder::Recorder;
@@ -93,6 +94,7 @@ impl Cdc<'_> {
                 Err(e) if e.is_transient() => {
                     let wait = backoff(attempt);
                     attempt += 1;
+                    crate::metrics::retry(&self.cfg.name, "replication");
                     warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, attempt, "replication interrupted; resuming from the last checkpoint");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -150,8 +152,9 @@ impl Cdc<'_> {
         commands: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Session> {
-        let mut stream =
-            BinlogStream::open(self.source, self.server_id, &checkpoint.position).await?;
+        let stream = BinlogStream::open(self.source, self.server_id, &checkpoint.position).await?;
+        // Read in a task of its own: the stream keeps flowing while a batch is inserted.
+        let mut feed = Feed::spawn(stream, &checkpoint.position);
         info!(pipe = %self.cfg.name, position = %checkpoint.position, "replicating");
         let mut decoder = Decoder::new(plans.to_vec(), &checkpoint.position);
         let mut batch = Batch::new(plans.len(), checkpoint.next_version);
@@ -162,7 +165,7 @@ impl Cdc<'_> {
             if !batch.in_transaction()
                 && (batch.rows() >= self.cfg.sync.batch_rows || (due && batch.position.is_some()))
             {
-                self.flush(&mut batch, inserts, checkpoint, &decoder)
+                self.flush(&mut batch, plans, inserts, checkpoint, &decoder)
                     .await?;
                 deadline = Instant::now() + flush_interval;
             } else if due && batch.position.is_none() && !batch.in_transaction() {
@@ -174,19 +177,18 @@ impl Cdc<'_> {
                     .into(),
             );
             tokio::select! {
-                event = stream.next() => {
-                    let event = event?;
-                    decoder.apply(&event, &mut batch)?;
+                queued = feed.next() => {
+                    decoder.apply(&queued?.event, &mut batch)?;
                 }
                 _ = sleep => {}
                 _ = shutdown.changed() => {
-                    self.flush(&mut batch, inserts, checkpoint, &decoder).await?;
+                    self.flush(&mut batch, plans, inserts, checkpoint, &decoder).await?;
                     return Ok(Session::Exit(Exit::Shutdown));
                 }
                 Some(request) = commands.recv() => match request.command {
                     Command::Pause => {
                         recorder.enter(PipeState::Pausing, "requested by operator").await?;
-                        self.flush(&mut batch, inserts, checkpoint, &decoder).await?;
+                        self.flush(&mut batch, plans, inserts, checkpoint, &decoder).await?;
                         let reason = format!("flushed and checkpointed at {}", checkpoint.position);
                         recorder.enter(PipeState::Paused, &reason).await?;
                         let _ = request.reply.send(Ok(format!("paused; {reason}")));
@@ -196,7 +198,7 @@ impl Cdc<'_> {
                         let _ = request.reply.send(Err("the pipe is not paused".into()));
                     }
                     _ => {
-                        self.flush(&mut batch, inserts, checkpoint, &decoder).await?;
+                        self.flush(&mut batch, plans, inserts, checkpoint, &decoder).await?;
                         return Ok(Session::Exit(Exit::Command(request)));
                     }
                 },
@@ -210,6 +212,7 @@ impl Cdc<'_> {
     async fn flush(
         &self,
         batch: &mut Batch,
+        plans: &[TablePlan],
         inserts: &[String],
         checkpoint: &mut Checkpoint,
         decoder: &Decoder,
@@ -225,6 +228,15 @@ impl Cdc<'_> {
             self.retry(|| self.target.insert(&inserts[taken.table], data.clone()))
                 .await?;
             changes += taken.rows;
+            let table = plans[taken.table].def.qualified();
+            for op in Op::ALL {
+                crate::metrics::cdc_changes(
+                    &self.cfg.name,
+                    &table,
+                    op.as_str(),
+                    taken.ops[op as usize],
+                );
+            }
         }
         let next = Checkpoint {
             seq: checkpoint.seq + 1,
@@ -240,6 +252,8 @@ impl Cdc<'_> {
         } else {
             chrono_now().saturating_sub(u64::from(decoder.last_event_time))
         };
+        crate::metrics::flush_seconds(&self.cfg.name, started.elapsed().as_secs_f64());
+        crate::metrics::lag_seconds(&self.cfg.name, lag as f64);
         self.handle.update(|s| {
             s.position = Some(checkpoint.position.to_string());
             s.lag_seconds = Some(lag);
@@ -266,6 +280,7 @@ impl Cdc<'_> {
             match op().await {
                 Err(e) if e.is_transient() && attempt < MAX_WRITE_ATTEMPTS => {
                     let wait = backoff(attempt);
+                    crate::metrics::retry(&self.cfg.name, "clickhouse write");
                     warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "ClickHouse write failed; retrying");
                     attempt += 1;
                     tokio::time::sleep(wait).await;

@@ -16,6 +16,7 @@ pub(crate) mod recorder;
 mod resync;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -24,6 +25,7 @@ use crate::clickhouse::ddl::{create_database_sql, create_table_sql, ident};
 use crate::clickhouse::Target;
 use crate::config::{Mode, PipeConfig};
 use crate::error::{backoff, Error, Result};
+use crate::metrics;
 use crate::schema::TablePlan;
 use crate::snapshot;
 use crate::source::{introspect, preflight, Source};
@@ -54,7 +56,9 @@ struct Runner {
     recorder: Recorder,
     shutdown: watch::Receiver<bool>,
     handle: PipeHandle,
-    commands: mpsc::Receiver<Request>,
+    /// Operator commands; whoever is driving the pipe (CDC, the Failed wait, a long step that
+    /// refuses commands meanwhile) holds the lock.
+    commands: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>,
     /// Set when a resync was requested, until it completes.
     resync_requested: bool,
 }
@@ -88,7 +92,7 @@ pub(crate) async fn run(
         target,
         shutdown,
         handle,
-        commands,
+        commands: Arc::new(tokio::sync::Mutex::new(commands)),
         resync_requested: false,
     };
     loop {
@@ -97,6 +101,7 @@ pub(crate) async fn run(
             Err(e) => e,
         };
         error!(pipe = %name, error = %error, "pipe failed");
+        metrics::error(&name, error.kind());
         if let Err(store_err) = runner
             .recorder
             .enter(PipeState::Failed, &error.to_string())
@@ -117,9 +122,11 @@ impl Runner {
 
     /// In Failed: answers commands until `resume`/`resync` (true: drive again) or shutdown.
     async fn wait_in_failed(&mut self) -> bool {
+        let commands = Arc::clone(&self.commands);
+        let mut commands = commands.lock().await;
         loop {
             let request = tokio::select! {
-                request = self.commands.recv() => request,
+                request = commands.recv() => request,
                 _ = self.shutdown.changed() => return false,
             };
             let Some(request) = request else { return false };
@@ -142,7 +149,8 @@ impl Runner {
         }
     }
 
-    /// Retries a step while its error is transient (a server still starting).
+    /// Retries a step while its error is transient (a server still starting), answering
+    /// operator commands meanwhile with a refusal that says what the pipe is doing.
     async fn patiently<T, F, Fut>(&self, what: &str, mut op: F) -> Result<Option<T>>
     where
         F: FnMut() -> Fut,
@@ -150,16 +158,37 @@ impl Runner {
     {
         let mut attempt = 0;
         let mut shutdown = self.shutdown.clone();
+        let mut commands = self.commands.lock().await;
+        let state = self.recorder.state.map_or("starting", PipeState::as_str);
+        let refuse = |request: Request| {
+            let _ = request.reply.send(Err(format!(
+                "the pipe is {state} ({what}); commands are taken once it is Running"
+            )));
+        };
         loop {
-            match op().await {
+            let step = op();
+            tokio::pin!(step);
+            let result = loop {
+                tokio::select! {
+                    result = &mut step => break result,
+                    Some(request) = commands.recv() => refuse(request),
+                }
+            };
+            match result {
                 Ok(v) => return Ok(Some(v)),
                 Err(e) if e.is_transient() => {
                     let wait = backoff(attempt);
                     attempt += 1;
+                    metrics::retry(&self.cfg.name, what);
                     warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "{what} failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return Ok(None),
+                    let sleep = tokio::time::sleep(wait);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            _ = &mut sleep => break,
+                            _ = shutdown.changed() => return Ok(None),
+                            Some(request) = commands.recv() => refuse(request),
+                        }
                     }
                 }
                 Err(e) => return Err(e),
@@ -320,6 +349,8 @@ impl Runner {
             .check_position(&mut conn, &checkpoint.position)
             .await?;
         drop(conn);
+        let position = checkpoint.position.to_string();
+        self.handle.update(|s| s.position = Some(position));
         self.recorder
             .enter(
                 PipeState::Running,
@@ -345,7 +376,7 @@ impl Runner {
                     &plans,
                     &mut checkpoint,
                     &mut self.recorder,
-                    &mut self.commands,
+                    &mut *self.commands.clone().lock_owned().await,
                     self.shutdown.clone(),
                 )
                 .await?;
@@ -356,7 +387,15 @@ impl Runner {
             match request.command.clone() {
                 Command::Resync => {
                     self.resync_requested = true;
-                    let _ = request.reply.send(Ok("resync started".into()));
+                    self.recorder
+                        .enter(
+                            PipeState::Resync,
+                            "requested by operator: reloading every table into *_resync tables",
+                        )
+                        .await?;
+                    let _ = request.reply.send(Ok(
+                        "resync started: the tables are reloaded, then swapped in".into(),
+                    ));
                     match self.resync_tables(&source, &plans).await? {
                         Some(cp) => checkpoint = cp,
                         None => return Ok(Drive::Outcome(Outcome::Stopped)),
@@ -407,6 +446,15 @@ impl Runner {
         self.recorder
             .enter(PipeState::Modifying, &format!("adding {table}"))
             .await?;
+        // A table added again may hold rows of its earlier replication, some with versions
+        // higher than the reload's: start it empty.
+        let target = options_target(&self.cfg, table, name);
+        let truncate = format!(
+            "TRUNCATE TABLE IF EXISTS {}.{}",
+            ident(&self.cfg.target.database),
+            ident(&target)
+        );
+        self.target.execute(&truncate, &[]).await?;
         let mut conn = source.conn().await?;
         let def = introspect::table_def(source, &mut conn, db, name).await?;
         drop(conn);
@@ -449,6 +497,7 @@ impl Runner {
             .await?;
         let plan = plans.remove(i);
         self.store.save_override(table, false).await?;
+        self.store.forget_snapshot(table).await?;
         if drop_target {
             let sql = format!(
                 "DROP TABLE IF EXISTS {}.{}",
@@ -501,6 +550,7 @@ impl Runner {
             tables_in_parallel: self.cfg.snapshot.tables_in_parallel,
             options: &self.cfg.tables.options,
             handle: &self.handle,
+            pipe: &self.cfg.name,
         };
         let shutdown = self.shutdown.clone();
         let loaded = self
@@ -522,6 +572,15 @@ impl Runner {
         }
         Ok(true)
     }
+}
+
+/// The target table name of `table` (`db.name`) per the pipe's options.
+fn options_target(cfg: &PipeConfig, table: &str, name: &str) -> String {
+    cfg.tables
+        .options
+        .get(table)
+        .and_then(|o| o.target.clone())
+        .unwrap_or_else(|| name.to_owned())
 }
 
 /// Server ids picked when none is configured: high, to stay clear of ids operators assign.

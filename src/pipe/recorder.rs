@@ -28,6 +28,7 @@ impl Recorder {
             }
         }
         self.store.record_transition(self.state, to, reason).await?;
+        crate::metrics::state(&self.pipe, to.as_str());
         self.handle.update(|s| {
             s.state = to.as_str().to_owned();
             s.since = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();

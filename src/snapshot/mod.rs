@@ -91,6 +91,7 @@ pub(crate) struct Loader<'a> {
     pub rows_per_partition: u64,
     pub parallelism: usize,
     pub tables_in_parallel: usize,
+    pub pipe: &'a str,
     /// The pipe's shared status, for per-table progress.
     pub handle: &'a crate::pipe::control::PipeHandle,
     /// `tables.options`, for each table's `partition_by`.
@@ -323,6 +324,7 @@ impl TableLoad<'_> {
                     std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
                 insert.send(chunk).await?;
                 counters.rows.fetch_add(unreported, Ordering::Relaxed);
+                crate::metrics::snapshot_rows(loader.pipe, &table, unreported);
                 unreported = 0;
             }
         }
@@ -332,6 +334,7 @@ impl TableLoad<'_> {
             insert.end().await?;
         }
         counters.rows.fetch_add(unreported, Ordering::Relaxed);
+        crate::metrics::snapshot_rows(loader.pipe, &table, unreported);
         Ok(rows)
     }
 }

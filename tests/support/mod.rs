@@ -81,7 +81,7 @@ impl Servers {
         let path = std::env::temp_dir().join(format!("{}.toml", pipe.name));
         let text = format!(
             r#"[api]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{api_port}"
 
 [[pipes]]
 name = "{name}"
@@ -107,6 +107,7 @@ tables_in_parallel = {tables_in_parallel}
 batch_rows = {batch_rows}
 flush_interval = "{flush}"
 {extra}"#,
+            api_port = pipe.api_port,
             name = pipe.name,
             mode = pipe.mode,
             source = self.mariadb_url,
@@ -171,6 +172,8 @@ pub struct Pipe {
     pub tables_in_parallel: u32,
     pub batch_rows: u64,
     pub flush_interval: &'static str,
+    /// The daemon's `api.listen` port: free when the pipe was made, one per test.
+    pub api_port: u16,
 }
 
 impl Pipe {
@@ -185,6 +188,81 @@ impl Pipe {
             tables_in_parallel: 1,
             batch_rows: 500,
             flush_interval: "200ms",
+            api_port: free_port(),
+        }
+    }
+
+    /// The daemon's API, `http://127.0.0.1:PORT`.
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    /// A client of the daemon's API.
+    pub fn api(&self) -> Api {
+        Api {
+            host: format!("127.0.0.1:{}", self.api_port),
+        }
+    }
+}
+
+/// A TCP port nobody listens on now (the OS hands out ephemeral ports in turn, so it stays free
+/// until the daemon binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// A blocking client of the daemon's HTTP API (independent of the code under test).
+pub struct Api {
+    host: String,
+}
+
+/// An HTTP answer: status code and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl Api {
+    pub fn get(&self, path: &str) -> Result<Answer, String> {
+        self.request("GET", path, "")
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Result<Answer, String> {
+        self.request("POST", path, body)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Answer, String> {
+        self.request("DELETE", path, "")
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Result<Answer, String> {
+        let (status, body) =
+            reqwest_lite::request(&self.host, method, path, body, Some("application/json"))?;
+        Ok(Answer { status, body })
+    }
+
+    /// Waits until `GET path` answers `status`, returning the answer.
+    pub fn wait_for(&self, path: &str, status: u16, timeout: Duration) -> Answer {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.get(path);
+            match answer {
+                Ok(a) if a.status == status => return a,
+                _ if Instant::now() > deadline => {
+                    panic!("GET {path} did not answer {status} within {timeout:?}: {answer:?}")
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
     }
 }
@@ -586,31 +664,49 @@ mod reqwest_lite {
         }
 
         pub fn post(&self, sql: &str) -> Result<String, String> {
-            let mut stream = TcpStream::connect(&self.host).map_err(|e| e.to_string())?;
-            // HTTP/1.0: the body ends with the connection, no chunked encoding to undo.
-            let request = format!(
-                "POST /?async_insert=0 HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{sql}",
-                self.host,
-                sql.len()
-            );
-            stream
-                .write_all(request.as_bytes())
-                .map_err(|e| e.to_string())?;
-            let mut response = Vec::new();
-            stream
-                .read_to_end(&mut response)
-                .map_err(|e| e.to_string())?;
-            let split = response
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .ok_or("malformed HTTP response")?;
-            let ok = response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200");
-            let body = String::from_utf8_lossy(&response[split + 4..]).into_owned();
-            if ok {
+            let (status, body) = request(&self.host, "POST", "/?async_insert=0", sql, None)?;
+            if status == 200 {
                 Ok(body)
             } else {
                 Err(body)
             }
         }
+    }
+
+    /// One HTTP/1.0 exchange with `host`: the status code and the body.
+    pub fn request(
+        host: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+        content_type: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
+        // HTTP/1.0: the body ends with the connection, no chunked encoding to undo.
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{}Content-Length: {}\r\n\r\n{body}",
+            content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n")),
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .map_err(|e| e.to_string())?;
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or("malformed HTTP response")?;
+        let status = std::str::from_utf8(&response[..split])
+            .ok()
+            .and_then(|head| head.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .ok_or("malformed HTTP status line")?;
+        Ok((
+            status,
+            String::from_utf8_lossy(&response[split + 4..]).into_owned(),
+        ))
     }
 }

@@ -1,0 +1,320 @@
+//! The HTTP control API: pipe status, operator commands, OpenAPI document, Prometheus
+//! metrics and health probes (DESIGN §6), served with axum on `api.listen`.
+//!
+//! Invariants:
+//! - JSON in and out; every error is `{"error": "message"}` with its status code (400 bad
+//!   request, 404 unknown pipe or route, 405 wrong method, 409 the pipe refused the command,
+//!   504 no answer in [`COMMAND_TIMEOUT`]), including unknown routes and malformed bodies;
+//! - the API only reads [`PipeHandle::status`] copies and sends [`Command`]s: it never changes
+//!   a pipe's state itself, so what it reports is what the pipe task last published;
+//! - every route is in [`ROUTES`] and in `openapi.json` (a unit test keeps them equal);
+//! - `/healthz` answers 200 as long as the process serves HTTP; `/readyz` answers 200 only when
+//!   every pipe is Running, Paused or Completed.
+
+pub(crate) mod client;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::pipe::control::{Command, PipeHandle, Registry};
+
+/// How long a command may take to be answered: a pause waits for the in-flight batch to be
+/// flushed and checkpointed, which takes seconds, not minutes.
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often histogram samples are folded when nobody scrapes `/metrics` (keeps memory bounded).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// States in which a pipe counts as ready for `/readyz`.
+pub(crate) const READY_STATES: [&str; 3] = ["Running", "Paused", "Completed"];
+
+/// Every route: method and path, as in `openapi.json`.
+pub(crate) const ROUTES: [(&str, &str); 11] = [
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/v1/pipes"),
+    ("get", "/v1/pipes/{name}"),
+    ("post", "/v1/pipes/{name}/pause"),
+    ("post", "/v1/pipes/{name}/resume"),
+    ("post", "/v1/pipes/{name}/resync"),
+    ("post", "/v1/pipes/{name}/tables"),
+    ("delete", "/v1/pipes/{name}/tables/{table}"),
+];
+
+/// The OpenAPI 3 document served at `/v1/openapi.json`.
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
+
+/// Serves the API on `listener` until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let upkeep = tokio::spawn(async {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            tick.tick().await;
+            crate::metrics::upkeep();
+        }
+    });
+    let result = axum::serve(listener, router(registry))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await;
+    upkeep.abort();
+    result
+}
+
+/// The routes of [`ROUTES`] over `registry`.
+pub(crate) fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/pipes", get(list_pipes))
+        .route("/v1/pipes/{name}", get(get_pipe))
+        .route("/v1/pipes/{name}/pause", post(pause))
+        .route("/v1/pipes/{name}/resume", post(resume))
+        .route("/v1/pipes/{name}/resync", post(resync))
+        .route("/v1/pipes/{name}/tables", post(add_table))
+        .route("/v1/pipes/{name}/tables/{table}", delete(remove_table))
+        .fallback(|| async {
+            let routes: Vec<String> = ROUTES
+                .iter()
+                .map(|(method, path)| format!("{} {path}", method.to_uppercase()))
+                .collect();
+            let message = format!("no such route; routes: {}", routes.join(", "));
+            ApiError::new(StatusCode::NOT_FOUND, message)
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route; see /v1/openapi.json",
+            )
+        })
+        .with_state(registry)
+}
+
+/// An error answer: `{"error": message}` with `status`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// What a pipe answered to a command.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub pipe: String,
+    pub command: String,
+    pub message: String,
+}
+
+/// Body of `POST /v1/pipes/{name}/tables`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddTable {
+    table: String,
+}
+
+/// Query of `DELETE /v1/pipes/{name}/tables/{table}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveTable {
+    #[serde(default)]
+    drop: bool,
+}
+
+fn pipe<'a>(registry: &'a Registry, name: &str) -> Result<&'a PipeHandle, ApiError> {
+    registry.get(name).ok_or_else(|| {
+        let known: Vec<&str> = registry.keys().map(String::as_str).collect();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no pipe named `{name}` (pipes: {})", known.join(", ")),
+        )
+    })
+}
+
+/// Checks `db.table`: two non-empty parts around the first dot.
+fn table_name(raw: &str) -> Result<String, ApiError> {
+    match raw.split_once('.') {
+        Some((db, table)) if !db.is_empty() && !table.is_empty() => Ok(raw.to_owned()),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("table `{raw}` is not of the form db.table"),
+        )),
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(registry): State<Registry>) -> Response {
+    let states: BTreeMap<&String, String> = registry
+        .iter()
+        .map(|(name, h)| {
+            let state = h.status().state;
+            (
+                name,
+                if state.is_empty() {
+                    "starting".into()
+                } else {
+                    state
+                },
+            )
+        })
+        .collect();
+    let waiting: Vec<String> = states
+        .iter()
+        .filter(|(_, s)| !READY_STATES.contains(&s.as_str()))
+        .map(|(name, s)| format!("{name} is {s}"))
+        .collect();
+    if waiting.is_empty() {
+        (
+            StatusCode::OK,
+            Json(json!({ "ready": true, "pipes": states })),
+        )
+            .into_response()
+    } else {
+        let error = format!("not ready: {}", waiting.join(", "));
+        let body = json!({ "ready": false, "error": error, "pipes": states });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+async fn metrics() -> Response {
+    match crate::metrics::render() {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the metrics recorder is not installed",
+        )
+        .into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn list_pipes(State(registry): State<Registry>) -> Response {
+    let all: Vec<_> = registry.values().map(PipeHandle::status).collect();
+    Json(all).into_response()
+}
+
+async fn get_pipe(State(registry): State<Registry>, Path(name): Path<String>) -> Response {
+    match pipe(&registry, &name) {
+        Ok(h) => Json(h.status()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Sends `command` to pipe `name` and turns its answer into a response.
+async fn command(registry: &Registry, name: &str, what: &str, command: Command) -> Response {
+    let handle = match pipe(registry, name) {
+        Ok(h) => h,
+        Err(e) => return e.into_response(),
+    };
+    match tokio::time::timeout(COMMAND_TIMEOUT, handle.send(command)).await {
+        Ok(Ok(message)) => Json(Answer {
+            pipe: name.to_owned(),
+            command: what.to_owned(),
+            message,
+        })
+        .into_response(),
+        Ok(Err(refusal)) => ApiError::new(StatusCode::CONFLICT, refusal).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "pipe `{name}` did not answer `{what}` within {COMMAND_TIMEOUT:?}; it may still act on it, see its state"
+            ),
+        )
+        .into_response(),
+    }
+}
+
+async fn pause(State(registry): State<Registry>, Path(name): Path<String>) -> Response {
+    command(&registry, &name, "pause", Command::Pause).await
+}
+
+async fn resume(State(registry): State<Registry>, Path(name): Path<String>) -> Response {
+    command(&registry, &name, "resume", Command::Resume).await
+}
+
+async fn resync(State(registry): State<Registry>, Path(name): Path<String>) -> Response {
+    command(&registry, &name, "resync", Command::Resync).await
+}
+
+async fn add_table(
+    State(registry): State<Registry>,
+    Path(name): Path<String>,
+    body: Result<Json<AddTable>, JsonRejection>,
+) -> Response {
+    let table = match body
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+        .and_then(|Json(b)| table_name(b.table.trim()))
+    {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    command(&registry, &name, "add_table", Command::AddTable { table }).await
+}
+
+async fn remove_table(
+    State(registry): State<Registry>,
+    Path((name, table)): Path<(String, String)>,
+    query: Result<Query<RemoveTable>, QueryRejection>,
+) -> Response {
+    let drop_target = match query {
+        Ok(Query(q)) => q.drop,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    let table = match table_name(&table) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let cmd = Command::RemoveTable { table, drop_target };
+    command(&registry, &name, "remove_table", cmd).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,248 @@
+//! Prometheus metrics: the functions pipe code calls, and the text `/metrics` serves.
+//!
+//! Built on the `metrics` facade with `metrics-exporter-prometheus`'s recorder: call sites
+//! only name a metric and its labels, and [`render`] turns the recorder's state into the
+//! Prometheus text format (0.0.4). Invariants:
+//! - every metric is named `tributary_…`, described once in [`describe`] (its `# HELP`), and
+//!   documented in the README's "HTTP API and metrics" section with the same labels;
+//! - every per-pipe metric carries a `pipe` label; label sets are small and bounded (pipes,
+//!   tables, operations, states, error kinds): never a row value or a position;
+//! - the calls are cheap and never fail: before [`install`] (unit tests of other modules, the
+//!   CLI's client commands) they record nothing;
+//! - counters only go up; [`state`] keeps exactly one state of a pipe at 1.
+//!
+//! Call [`snapshot_rows`] and [`cdc_changes`] once per committed chunk or batch with its row
+//! count, not once per row.
+
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::pipe::lifecycle::PipeState;
+
+/// Upper bounds of the `tributary_flush_seconds` buckets: a healthy batch flushes in tens of
+/// milliseconds; tens of seconds means ClickHouse is struggling.
+const FLUSH_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+const SNAPSHOT_ROWS: &str = "tributary_snapshot_rows_total";
+const CDC_CHANGES: &str = "tributary_cdc_changes_total";
+const FLUSH_SECONDS: &str = "tributary_flush_seconds";
+const LAG_SECONDS: &str = "tributary_lag_seconds";
+const PIPE_STATE: &str = "tributary_pipe_state";
+const ERRORS: &str = "tributary_errors_total";
+const RETRIES: &str = "tributary_retries_total";
+const CLAMPED_VALUES: &str = "tributary_clamped_values_total";
+const BUILD_INFO: &str = "tributary_build_info";
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (idempotent) and returns the handle that renders it;
+/// `None` if another recorder was installed first (then nothing is recorded here).
+pub(crate) fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(FLUSH_SECONDS.into()), &FLUSH_BUCKETS)
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        SNAPSHOT_ROWS,
+        "Rows copied into the target by the snapshot, per pipe and source table."
+    );
+    describe_counter!(
+        CDC_CHANGES,
+        "Row changes from the binlog applied to the target, per pipe, source table and operation (insert, update, delete)."
+    );
+    describe_histogram!(
+        FLUSH_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to write one CDC batch and its checkpoint, per pipe."
+    );
+    describe_gauge!(
+        LAG_SECONDS,
+        metrics::Unit::Seconds,
+        "Seconds between the source commit of the newest applied change and its flush, per pipe."
+    );
+    describe_gauge!(
+        PIPE_STATE,
+        "1 for the lifecycle state the pipe is in, 0 for every other state."
+    );
+    describe_counter!(
+        ERRORS,
+        "Errors per pipe and kind (transient errors are retried; definite ones fail the pipe)."
+    );
+    describe_counter!(
+        RETRIES,
+        "Retries after a transient error, per pipe and what was retried."
+    );
+    describe_counter!(
+        CLAMPED_VALUES,
+        "Source values ClickHouse cannot hold that were clamped by the documented rule (zero, invalid or out-of-range dates)."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the version label is tributary's.");
+}
+
+/// Renders every metric in the Prometheus text format, or `None` without a recorder.
+pub(crate) fn render() -> Option<String> {
+    let handle = HANDLE.get().cloned().flatten()?;
+    clamped_values();
+    handle.run_upkeep();
+    Some(handle.render())
+}
+
+/// Keeps the recorder's histogram storage bounded when nobody scrapes `/metrics`.
+pub(crate) fn upkeep() {
+    if let Some(Some(handle)) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+/// `n` more rows of `table` (`db.table`) committed by the snapshot.
+pub(crate) fn snapshot_rows(pipe: &str, table: &str, n: u64) {
+    counter!(SNAPSHOT_ROWS, "pipe" => pipe.to_owned(), "table" => table.to_owned()).increment(n);
+}
+
+/// `n` more row changes of `table` applied by CDC; `op` is `insert`, `update` or `delete`.
+pub(crate) fn cdc_changes(pipe: &str, table: &str, op: &str, n: u64) {
+    counter!(CDC_CHANGES, "pipe" => pipe.to_owned(), "table" => table.to_owned(), "op" => op.to_owned())
+        .increment(n);
+}
+
+/// One CDC batch (rows and checkpoint) took `secs` to write.
+pub(crate) fn flush_seconds(pipe: &str, secs: f64) {
+    histogram!(FLUSH_SECONDS, "pipe" => pipe.to_owned()).record(secs);
+}
+
+/// The pipe's current replication lag.
+pub(crate) fn lag_seconds(pipe: &str, secs: f64) {
+    gauge!(LAG_SECONDS, "pipe" => pipe.to_owned()).set(secs);
+}
+
+/// The pipe entered `state_name` (a [`PipeState::as_str`]): that state's gauge becomes 1 and
+/// every other state's 0. An unknown name sets them all to 0.
+pub(crate) fn state(pipe: &str, state_name: &str) {
+    for s in PipeState::ALL {
+        let value = if s.as_str() == state_name { 1.0 } else { 0.0 };
+        gauge!(PIPE_STATE, "pipe" => pipe.to_owned(), "state" => s.as_str()).set(value);
+    }
+}
+
+/// One error of `kind` (e.g. `transient`, `definite`, or a narrower class).
+pub(crate) fn error(pipe: &str, kind: &str) {
+    counter!(ERRORS, "pipe" => pipe.to_owned(), "kind" => kind.to_owned()).increment(1);
+}
+
+/// One retry of `what` (e.g. `source_connect`, `flush`) after a transient error.
+pub(crate) fn retry(pipe: &str, what: &str) {
+    counter!(RETRIES, "pipe" => pipe.to_owned(), "what" => what.to_owned()).increment(1);
+}
+
+/// Publishes [`crate::decode::CLAMPED_VALUES`] (process-wide: the decoder does not know the
+/// pipe). Called before each render.
+pub(crate) fn clamped_values() {
+    counter!(CLAMPED_VALUES).absolute(crate::decode::CLAMPED_VALUES.load(Ordering::Relaxed));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The sample line of `name` whose labels contain every one of `labels`.
+    fn sample<'a>(text: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|lb| l.contains(lb)))
+    }
+
+    fn value(line: &str) -> f64 {
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn rendered_text_has_every_metric_with_its_labels() {
+        install().expect("no other recorder in this test binary");
+        let p = "metrics_unit_pipe";
+        snapshot_rows(p, "shop.orders", 500);
+        snapshot_rows(p, "shop.orders", 20);
+        cdc_changes(p, "shop.orders", "insert", 3);
+        cdc_changes(p, "shop.orders", "delete", 1);
+        flush_seconds(p, 0.02);
+        flush_seconds(p, 3.0);
+        lag_seconds(p, 1.5);
+        state(p, "Snapshot");
+        state(p, "Running");
+        error(p, "transient");
+        retry(p, "flush");
+        retry(p, "flush");
+        let text = render().unwrap();
+
+        let pipe = format!("pipe=\"{p}\"");
+        let rows = sample(&text, SNAPSHOT_ROWS, &[&pipe, "table=\"shop.orders\""]).unwrap();
+        assert_eq!(value(rows), 520.0);
+        let ins = sample(&text, CDC_CHANGES, &[&pipe, "op=\"insert\""]).unwrap();
+        assert_eq!(value(ins), 3.0);
+        let del = sample(&text, CDC_CHANGES, &[&pipe, "op=\"delete\""]).unwrap();
+        assert_eq!(value(del), 1.0);
+        let count = sample(&text, &format!("{FLUSH_SECONDS}_count"), &[&pipe]).unwrap();
+        assert_eq!(value(count), 2.0);
+        let le = sample(
+            &text,
+            &format!("{FLUSH_SECONDS}_bucket"),
+            &[&pipe, "le=\"0.025\""],
+        );
+        assert_eq!(value(le.unwrap()), 1.0);
+        assert_eq!(value(sample(&text, LAG_SECONDS, &[&pipe]).unwrap()), 1.5);
+        for s in PipeState::ALL {
+            let label = format!("state=\"{}\"", s.as_str());
+            let line = sample(&text, PIPE_STATE, &[&pipe, &label]).unwrap();
+            let expected = if s == PipeState::Running { 1.0 } else { 0.0 };
+            assert_eq!(value(line), expected, "{line}");
+        }
+        assert_eq!(
+            value(sample(&text, ERRORS, &[&pipe, "kind=\"transient\""]).unwrap()),
+            1.0
+        );
+        assert_eq!(
+            value(sample(&text, RETRIES, &[&pipe, "what=\"flush\""]).unwrap()),
+            2.0
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with(CLAMPED_VALUES)),
+            "{text}"
+        );
+        for name in [
+            SNAPSHOT_ROWS,
+            CDC_CHANGES,
+            FLUSH_SECONDS,
+            LAG_SECONDS,
+            PIPE_STATE,
+            ERRORS,
+            RETRIES,
+            CLAMPED_VALUES,
+            BUILD_INFO,
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "no TYPE for {name}"
+            );
+        }
+        assert!(text.contains(&format!("# TYPE {FLUSH_SECONDS} histogram")));
+        assert!(text.contains(&format!("# TYPE {SNAPSHOT_ROWS} counter")));
+    }
+}
