@@ -6,6 +6,7 @@ mod charset;
 mod cli;
 mod clickhouse;
 mod config;
+mod ddl;
 mod decode;
 mod error;
 mod metrics;

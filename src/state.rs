@@ -48,6 +48,11 @@ const TABLES: &[(&str, &str)] = &[
          ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
     ),
     (
+        "table_isolation",
+        "(pipe String, table_name String, reason String, at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+    ),
+    (
         "table_definitions",
         "(pipe String, table_name String, definition String, at DateTime64(3) DEFAULT now64(3)) \
          ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
@@ -444,6 +449,36 @@ impl StateStore {
             .execute(
                 &sql,
                 &[("pipe", &self.pipe), ("table", table), ("inc", &inc)],
+            )
+            .await
+    }
+
+    /// Tables taken out of replication by a change the pipe cannot follow, with the reason.
+    pub async fn isolated(&self) -> Result<Vec<(String, String)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            table_name: String,
+            reason: String,
+        }
+        let sql = format!(
+            "SELECT table_name, argMax(reason, at) AS reason FROM {} WHERE pipe = {{pipe:String}} \
+             GROUP BY table_name HAVING reason != '' ORDER BY table_name",
+            self.table("table_isolation")
+        );
+        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
+        Ok(rows.into_iter().map(|r| (r.table_name, r.reason)).collect())
+    }
+
+    /// Isolates `table` with `reason`, or clears its isolation with an empty reason.
+    pub async fn isolate(&self, table: &str, reason: &str) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, reason) SELECT {{pipe:String}}, {{table:String}}, {{reason:String}}",
+            self.table("table_isolation")
+        );
+        self.target
+            .execute(
+                &sql,
+                &[("pipe", &self.pipe), ("table", table), ("reason", reason)],
             )
             .await
     }

@@ -27,6 +27,8 @@ use super::feed::panic_message;
 use super::mariadb::{self, GtidState};
 use super::rows::{self, RowError, RowPlan};
 use super::tablemap;
+use crate::config::TablesConfig;
+use crate::ddl::{self, Ddl};
 use crate::error::{Error, Result};
 use crate::pipe::batch::Batch;
 use crate::schema::TablePlan;
@@ -69,8 +71,25 @@ pub(crate) struct Decoder {
     payload_end: Option<u32>,
     /// The statement of the rows that follow (MariaDB ANNOTATE_ROWS), for error messages.
     annotate: Vec<u8>,
+    /// DDL on a replicated table, waiting for the CDC loop.
+    pending: Option<SchemaChange>,
+    /// The pipe's table selection, to notice tables created or renamed into it.
+    selection: Option<TablesConfig>,
     /// Timestamp of the last event, for lag.
     pub last_event_time: u32,
+}
+
+/// A DDL statement on replicated tables, in binlog order: rows after it must not be decoded
+/// before it is applied.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaChange {
+    pub ddl: Ddl,
+    /// Indexes of the replicated tables it touches, into the decoder's plans.
+    pub tables: Vec<usize>,
+    /// The statement (shortened), for messages.
+    pub statement: String,
+    /// End of the QUERY event: where the pipe resumes once the change is applied.
+    pub position: Position,
 }
 
 impl Decoder {
@@ -90,8 +109,16 @@ impl Decoder {
             standalone: false,
             payload_end: None,
             annotate: Vec::new(),
+            pending: None,
+            selection: None,
             last_event_time: 0,
         }
+    }
+
+    /// Also notices tables that `selection` selects when they are created while replicating.
+    pub fn with_selection(mut self, selection: TablesConfig) -> Decoder {
+        self.selection = Some(selection);
+        self
     }
 
     fn position(&self, event: &Event) -> Position {
@@ -215,7 +242,11 @@ impl Decoder {
                     "ROLLBACK" if !query.to_ascii_uppercase().contains(" TO ") => batch.rollback(),
                     "SAVEPOINT" | "ROLLBACK" => {}
                     _ => {
-                        self.check_ddl(&q.schema(), &query, event)?;
+                        if self.note_ddl(&q.schema(), &query, event) {
+                            // Committed by the CDC loop once the change is applied.
+                            self.standalone = false;
+                            return Ok(());
+                        }
                         // A statement outside BEGIN..COMMIT (DDL) is its own transaction.
                         if self.standalone || !batch.in_transaction() {
                             self.standalone = false;
@@ -229,32 +260,52 @@ impl Decoder {
         Ok(())
     }
 
-    /// Refuses DDL on a replicated table: rows after it would not match the stored definition.
-    fn check_ddl(&self, schema: &str, query: &str, event: &Event) -> Result<()> {
-        let verb = first_word(query);
-        if !matches!(
-            verb.as_str(),
-            "ALTER" | "DROP" | "RENAME" | "TRUNCATE" | "CREATE"
-        ) {
-            return Ok(());
-        }
-        let lower = query.to_lowercase();
-        for plan in &self.plans {
-            let name = plan.def.name.to_lowercase();
-            let mentions = lower
-                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-                .any(|word| word == name);
-            let same_db = schema.eq_ignore_ascii_case(&plan.def.db)
-                || lower.contains(&plan.def.db.to_lowercase());
-            if mentions && same_db && verb != "CREATE" {
-                return Err(Error::SchemaChanged {
-                    table: plan.def.qualified(),
-                    detail: format!("statement `{}`", truncate(query, 200)),
-                    position: self.position(event).to_string(),
-                });
+    /// Classifies a statement outside row events. DDL on a replicated table is held as
+    /// [`SchemaChange`] for the CDC loop, which applies it before any later row is decoded;
+    /// returns whether it was held.
+    fn note_ddl(&mut self, schema: &str, query: &str, event: &Event) -> bool {
+        let ddl = ddl::classify(schema, query);
+        let touched: Vec<ddl::TableName> = match &ddl {
+            Ddl::AlterTable { table, .. } | Ddl::Truncate(table) => vec![table.clone()],
+            Ddl::DropTable(tables) => tables.clone(),
+            Ddl::RenameTables(pairs) => pairs.iter().map(|(from, _)| from.clone()).collect(),
+            Ddl::Unparsed { tables, .. } | Ddl::RowsByStatement { tables, .. } => tables.clone(),
+            Ddl::DropDatabase(db) => self
+                .plans
+                .iter()
+                .filter(|p| p.def.db.eq_ignore_ascii_case(db))
+                .map(|p| (p.def.db.clone(), p.def.name.clone()))
+                .collect(),
+            Ddl::CreateTable(_) | Ddl::DatabaseCharset { .. } | Ddl::Other => Vec::new(),
+        };
+        let replicated: Vec<usize> = touched
+            .iter()
+            .filter_map(|t| self.by_name.get(t).copied())
+            .collect();
+        let created = match &ddl {
+            Ddl::CreateTable(ct) => {
+                self.selection
+                    .as_ref()
+                    .is_some_and(|t| t.matches(&ct.table.0, &ct.table.1))
+                    && !self.by_name.contains_key(&ct.table)
             }
+            _ => false,
+        };
+        if replicated.is_empty() && !created {
+            return false;
         }
-        Ok(())
+        self.pending = Some(SchemaChange {
+            ddl,
+            tables: replicated,
+            statement: truncate(query, 500).to_owned(),
+            position: self.position(event),
+        });
+        true
+    }
+
+    /// The DDL held by the last event, if any (see [`Decoder::note_ddl`]).
+    pub fn take_schema_change(&mut self) -> Option<SchemaChange> {
+        self.pending.take()
     }
 
     /// A TABLE_MAP: bound to its table's plan once, reused while the server resends it as is.

@@ -100,6 +100,17 @@ impl Target {
             .map_err(|e| self.error(e))
     }
 
+    /// Runs a statement that changes a table (ALTER, TRUNCATE) and waits until its mutations
+    /// are done everywhere, so the next statement sees its result.
+    pub async fn execute_sync(&self, sql: &str) -> Result<()> {
+        self.query(sql, &[])
+            .with_option("mutations_sync", "2")
+            .with_option("alter_sync", "2")
+            .execute()
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// Runs a SELECT and parses each `JSONEachRow` line into `T`.
     pub async fn select<T: DeserializeOwned>(
         &self,

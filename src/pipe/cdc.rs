@@ -61,27 +61,16 @@ enum Session {
 impl Cdc<'_> {
     pub async fn run(
         &self,
-        plans: &[TablePlan],
+        plans: &mut Vec<TablePlan>,
         checkpoint: &mut Checkpoint,
         recorder: &mut Recorder,
         commands: &mut mpsc::Receiver<Request>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Exit> {
-        let inserts: Vec<String> = plans
-            .iter()
-            .map(|p| insert_sql(&self.cfg.target.database, p))
-            .collect();
         let mut attempt = 0u32;
         loop {
             match self
-                .stream_once(
-                    plans,
-                    &inserts,
-                    checkpoint,
-                    recorder,
-                    commands,
-                    &mut shutdown,
-                )
+                .stream_once(plans, checkpoint, recorder, commands, &mut shutdown)
                 .await
             {
                 Ok(Session::Exit(exit)) => return Ok(exit),
@@ -142,11 +131,14 @@ impl Cdc<'_> {
         }
     }
 
+    fn decoder(&self, plans: &[TablePlan], position: &crate::source::Position) -> Decoder {
+        Decoder::new(plans.to_vec(), position).with_selection(self.cfg.tables.clone())
+    }
+
     /// One replication session, from `checkpoint` until an error, shutdown or a command.
     async fn stream_once(
         &self,
-        plans: &[TablePlan],
-        inserts: &[String],
+        plans: &mut Vec<TablePlan>,
         checkpoint: &mut Checkpoint,
         recorder: &mut Recorder,
         commands: &mut mpsc::Receiver<Request>,
@@ -156,8 +148,16 @@ impl Cdc<'_> {
         // Read in a task of its own: the stream keeps flowing while a batch is inserted.
         let mut feed = Feed::spawn(stream, &checkpoint.position);
         info!(pipe = %self.cfg.name, position = %checkpoint.position, "replicating");
-        let mut decoder = Decoder::new(plans.to_vec(), &checkpoint.position);
+        let mut decoder = self.decoder(plans, &checkpoint.position);
         let mut batch = Batch::new(plans.len(), checkpoint.next_version);
+        let insert_sqls = |plans: &[TablePlan]| -> Vec<String> {
+            plans
+                .iter()
+                .map(|p| insert_sql(&self.cfg.target.database, p))
+                .collect()
+        };
+        let mut inserts = insert_sqls(plans);
+        let inserts_ref = &mut inserts;
         let flush_interval = self.cfg.sync.flush_interval;
         let mut deadline = Instant::now() + flush_interval;
         loop {
@@ -165,7 +165,7 @@ impl Cdc<'_> {
             if !batch.in_transaction()
                 && (batch.rows() >= self.cfg.sync.batch_rows || (due && batch.position.is_some()))
             {
-                self.flush(&mut batch, plans, inserts, checkpoint, &decoder)
+                self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder)
                     .await?;
                 deadline = Instant::now() + flush_interval;
             } else if due && batch.position.is_none() && !batch.in_transaction() {
@@ -179,16 +179,32 @@ impl Cdc<'_> {
             tokio::select! {
                 queued = feed.next() => {
                     decoder.apply(&queued?.event, &mut batch)?;
+                    if let Some(change) = decoder.take_schema_change() {
+                        // The rows before the DDL, under the old definitions; then the DDL;
+                        // then a checkpoint after it, so rows after it are decoded with the new.
+                        self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
+                        self.apply_schema_change(&change, plans).await?;
+                        let next = Checkpoint {
+                            seq: checkpoint.seq + 1,
+                            position: change.position.clone(),
+                            next_version: checkpoint.next_version,
+                        };
+                        self.store.save_checkpoint(&next).await?;
+                        *checkpoint = next;
+                        *inserts_ref = insert_sqls(plans);
+                        decoder = self.decoder(plans, &checkpoint.position);
+                        batch = Batch::new(plans.len(), checkpoint.next_version);
+                    }
                 }
                 _ = sleep => {}
                 _ = shutdown.changed() => {
-                    self.flush(&mut batch, plans, inserts, checkpoint, &decoder).await?;
+                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
                     return Ok(Session::Exit(Exit::Shutdown));
                 }
                 Some(request) = commands.recv() => match request.command {
                     Command::Pause => {
                         recorder.enter(PipeState::Pausing, "requested by operator").await?;
-                        self.flush(&mut batch, plans, inserts, checkpoint, &decoder).await?;
+                        self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
                         let reason = format!("flushed and checkpointed at {}", checkpoint.position);
                         recorder.enter(PipeState::Paused, &reason).await?;
                         let _ = request.reply.send(Ok(format!("paused; {reason}")));
@@ -198,7 +214,7 @@ impl Cdc<'_> {
                         let _ = request.reply.send(Err("the pipe is not paused".into()));
                     }
                     _ => {
-                        self.flush(&mut batch, plans, inserts, checkpoint, &decoder).await?;
+                        self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
                         return Ok(Session::Exit(Exit::Command(request)));
                     }
                 },

@@ -17,6 +17,10 @@ pub(crate) struct TableStatus {
     pub rows_done: u64,
     pub rows_estimated: u64,
     pub done: bool,
+    /// Why the table is no longer replicated (a DDL the pipe cannot follow); a resync
+    /// repairs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The externally visible state of one pipe.

@@ -61,6 +61,8 @@ impl PipeState {
         matches!(
             (self, next),
             (Provisioning, Setup)
+                // A resync requested while Failed, or interrupted by a restart, resumes here.
+                | (Setup, Resync)
                 | (Setup, Snapshot)
                 | (Setup, Running)
                 | (Setup, Completed)

@@ -14,6 +14,7 @@ pub(crate) mod control;
 pub(crate) mod lifecycle;
 pub(crate) mod recorder;
 mod resync;
+mod schema_change;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub(crate) enum Outcome {
 /// What a drive ended with, when it did not fail.
 enum Drive {
     Outcome(Outcome),
+    /// Provision again (a resync was requested).
+    Redrive,
 }
 
 struct Runner {
@@ -98,6 +101,7 @@ pub(crate) async fn run(
     loop {
         let error = match runner.drive().await {
             Ok(Drive::Outcome(outcome)) => return outcome,
+            Ok(Drive::Redrive) => continue,
             Err(e) => e,
         };
         error!(pipe = %name, error = %error, "pipe failed");
@@ -247,7 +251,10 @@ impl Runner {
             introspect::plan_tables(&source, &mut conn, &self.cfg.tables, &overrides).await?;
         drop(conn);
         let checkpoint = self.store.checkpoint().await?;
-        self.setup_target(&plans, checkpoint.is_some()).await?;
+        let fresh = self.resync_requested || resuming_resync;
+        let plans = self
+            .setup_target(plans, checkpoint.is_some(), fresh)
+            .await?;
         let checkpoint = if self.resync_requested || resuming_resync {
             match self.resync_tables(&source, &plans).await? {
                 Some(cp) => Some(cp),
@@ -259,34 +266,68 @@ impl Runner {
         self.load_and_replicate(plans, checkpoint, source).await
     }
 
-    /// Creates the target tables and stores the definitions they were made from.
-    async fn setup_target(&mut self, plans: &[TablePlan], has_checkpoint: bool) -> Result<()> {
-        let db = &self.cfg.target.database;
-        self.target.execute(&create_database_sql(db), &[]).await?;
+    /// Creates the target tables and returns the plans to replicate. With a checkpoint, a
+    /// table keeps the definition stored with it (the binlog after the checkpoint was written
+    /// under it; its DDL brings it up to date), and isolated tables stay out until a resync.
+    /// `fresh` (a resync, an added table) takes the source's current definitions.
+    async fn setup_target(
+        &mut self,
+        plans: Vec<TablePlan>,
+        has_checkpoint: bool,
+        fresh: bool,
+    ) -> Result<Vec<TablePlan>> {
+        let db = self.cfg.target.database.clone();
+        self.target.execute(&create_database_sql(&db), &[]).await?;
+        let isolated = self.store.isolated().await?;
+        let mut effective = Vec::with_capacity(plans.len());
         for plan in plans {
             let table = plan.def.qualified();
-            if let Some(stored) = self.store.stored_definition(&table).await? {
-                if stored != plan.def && has_checkpoint {
-                    return Err(Error::SchemaChanged {
-                        table,
-                        detail: "its definition differs from the one the pipe replicated until now"
-                            .into(),
-                        position: "the last checkpoint".into(),
+            if let Some((_, reason)) = isolated.iter().find(|(t, _)| *t == table) {
+                if !fresh {
+                    let reason = reason.clone();
+                    self.handle.update(|s| {
+                        s.tables.entry(table.clone()).or_default().error = Some(reason);
                     });
+                    continue;
                 }
+                self.store.isolate(&table, "").await?;
             }
+            let stored = match (
+                has_checkpoint && !fresh,
+                self.store.stored_definition(&table).await?,
+            ) {
+                (true, Some(stored)) if stored != plan.def => Some(stored),
+                _ => None,
+            };
+            let plan = match stored {
+                Some(stored) => {
+                    let options = self
+                        .cfg
+                        .tables
+                        .options
+                        .get(&table)
+                        .cloned()
+                        .unwrap_or_default();
+                    TablePlan::new(stored, &options).map_err(Error::State)?
+                }
+                None => {
+                    self.store.save_definition(&plan.def).await?;
+                    plan
+                }
+            };
             self.target
-                .execute(&create_table_sql(db, plan), &[])
+                .execute(&create_table_sql(&db, &plan), &[])
                 .await?;
-            self.store.save_definition(&plan.def).await?;
             let rows = self.store.progress(&table).await?;
             self.handle.update(|s| {
                 let t = s.tables.entry(table.clone()).or_default();
                 t.rows_done = rows.rows;
                 t.done = rows.done;
+                t.error = None;
             });
+            effective.push(plan);
         }
-        Ok(())
+        Ok(effective)
     }
 
     /// Snapshot of the tables not loaded yet (not in `cdc_only`), then CDC.
@@ -373,7 +414,7 @@ impl Runner {
             };
             let exit = cdc
                 .run(
-                    &plans,
+                    &mut plans,
                     &mut checkpoint,
                     &mut self.recorder,
                     &mut *self.commands.clone().lock_owned().await,
@@ -396,10 +437,9 @@ impl Runner {
                     let _ = request.reply.send(Ok(
                         "resync started: the tables are reloaded, then swapped in".into(),
                     ));
-                    match self.resync_tables(&source, &plans).await? {
-                        Some(cp) => checkpoint = cp,
-                        None => return Ok(Drive::Outcome(Outcome::Stopped)),
-                    }
+                    // Provision again: the resync takes every selected table with its current
+                    // definition, isolated ones included.
+                    return Ok(Drive::Redrive);
                 }
                 Command::AddTable { table } => {
                     let answer = self
@@ -466,8 +506,12 @@ impl Runner {
             .cloned()
             .unwrap_or_default();
         let plan = TablePlan::new(def, &options).map_err(Error::State)?;
-        self.setup_target(std::slice::from_ref(&plan), false)
-            .await?;
+        let plan = self
+            .setup_target(vec![plan], false, true)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::State(format!("{table} could not be set up")))?;
         let store = self.store.clone();
         let mut cp = Some(checkpoint.clone());
         if self.cfg.mode != Mode::CdcOnly

@@ -492,7 +492,9 @@ impl Servers {
         out
     }
 
-    pub fn target_rows(&self, db: &str, t: &Table<'_>) -> Vec<String> {
+    /// The target's live rows in canonical form, or ClickHouse's error (e.g. a column the
+    /// pipe has not added yet).
+    pub fn target_rows(&self, db: &str, t: &Table<'_>) -> Result<Vec<String>, String> {
         let exprs: Vec<String> = t
             .columns
             .iter()
@@ -505,7 +507,7 @@ impl Servers {
             t.name
         );
         let mut out: Vec<String> = self
-            .ch(&sql)
+            .ch_try(&sql)?
             .lines()
             .map(|line| {
                 line.split('\t')
@@ -515,13 +517,16 @@ impl Servers {
             })
             .collect();
         out.sort();
-        out
+        Ok(out)
     }
 
     /// Compares source and target row by row; on mismatch, describes the first difference.
     pub async fn diff(&self, conn: &mut Conn, db: &str, t: &Table<'_>) -> Option<String> {
         let source = self.source_rows(conn, db, t).await;
-        let target = self.target_rows(db, t);
+        let target = match self.target_rows(db, t) {
+            Ok(rows) => rows,
+            Err(e) => return Some(format!("{db}.{}: the target cannot be read: {e}", t.name)),
+        };
         if source == target {
             return None;
         }

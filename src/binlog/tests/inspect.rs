@@ -311,6 +311,8 @@ fn charset_of(collation: u16) -> Option<Charset> {
 pub(crate) struct PipeRun {
     pub rows: BTreeMap<String, usize>,
     pub errors: Vec<String>,
+    /// Statements held as schema changes, in order.
+    pub schema_changes: Vec<String>,
 }
 
 /// Runs the pipe's decoder over the file, replicating every table of `summary.maps`. Errors
@@ -325,6 +327,10 @@ pub(crate) fn run_pipe(bytes: &[u8], summary: &Summary) -> PipeRun {
         let Ok(event) = event else { break };
         if let Err(e) = decoder.apply(&event, &mut batch) {
             run.errors.push(e.to_string());
+        }
+        // DDL on a replicated table, held for the CDC loop to apply (not applied here).
+        if let Some(change) = decoder.take_schema_change() {
+            run.schema_changes.push(change.statement);
         }
     }
     for (name, table) in names.iter().zip(&batch.tables) {

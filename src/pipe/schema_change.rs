@@ -1,0 +1,311 @@
+//! Applies DDL from the binlog to the target, in binlog order (see [`crate::ddl`]).
+//!
+//! Invariant: no row written after a DDL is decoded before the DDL is applied. The CDC loop
+//! flushes the rows before it, applies it here, stores the new definition, then checkpoints at
+//! the DDL's end; a crash in between replays the DDL, and a target that already has the new
+//! columns is left as it is. A change the target cannot follow in place (a sorting key change,
+//! a narrowing type change, rows changed without row events, a statement not understood)
+//! isolates that one table: it stops being replicated, its status and metrics say why, the
+//! other tables continue, and a resync repairs it.
+
+use mysql_async::prelude::Queryable;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use super::cdc::Cdc;
+use crate::binlog::events::SchemaChange;
+use crate::clickhouse::ddl::{column_type, create_table_sql, ident};
+use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migration};
+use crate::ddl::{self, CreateTable, Ddl, Defaults};
+use crate::error::Result;
+use crate::schema::TablePlan;
+
+/// What became of one table.
+enum Outcome {
+    Keep,
+    Replace(TablePlan),
+    /// No longer replicated, not an error (dropped in the source).
+    Stop,
+    Isolate(String),
+}
+
+impl Cdc<'_> {
+    /// Applies `change` to the target and to `plans` (tables may leave `plans`).
+    pub(super) async fn apply_schema_change(
+        &self,
+        change: &SchemaChange,
+        plans: &mut Vec<TablePlan>,
+    ) -> Result<()> {
+        if let Ddl::CreateTable(ct) = &change.ddl {
+            return self.create_table(change, ct, plans).await;
+        }
+        let mut outcomes = Vec::new();
+        for &i in &change.tables {
+            let Some(plan) = plans.get(i) else { continue };
+            let outcome = self.follow(change, plan).await?;
+            outcomes.push((plan.def.qualified(), outcome));
+        }
+        for (table, outcome) in outcomes {
+            let Some(i) = plans.iter().position(|p| p.def.qualified() == table) else {
+                continue;
+            };
+            match outcome {
+                Outcome::Keep => {}
+                Outcome::Replace(plan) => {
+                    self.store.save_definition(&plan.def).await?;
+                    let new_name = plan.def.qualified();
+                    if new_name != table {
+                        // Loaded under its old name: not to be loaded again under the new one.
+                        let loaded = self.store.progress(&table).await?;
+                        self.store.save_progress(&new_name, &loaded).await?;
+                        self.handle.update(|s| {
+                            if let Some(t) = s.tables.remove(&table) {
+                                s.tables.insert(new_name, t);
+                            }
+                        });
+                    }
+                    plans[i] = plan;
+                }
+                Outcome::Stop => {
+                    info!(pipe = %self.cfg.name, table = %table, statement = %change.statement, "table dropped in the source: no longer replicated (target kept)");
+                    plans.remove(i);
+                    self.handle.update(|s| {
+                        s.tables.remove(&table);
+                    });
+                }
+                Outcome::Isolate(reason) => {
+                    let reason = format!(
+                        "`{}` at {}: {reason}; the table is no longer replicated until a resync",
+                        change.statement, change.position
+                    );
+                    warn!(pipe = %self.cfg.name, table = %table, reason = %reason, "table isolated");
+                    crate::metrics::error(&self.cfg.name, "table_isolated");
+                    self.store.isolate(&table, &reason).await?;
+                    plans.remove(i);
+                    self.handle.update(|s| {
+                        s.tables.entry(table.clone()).or_default().error = Some(reason);
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn follow(&self, change: &SchemaChange, plan: &TablePlan) -> Result<Outcome> {
+        let db = &self.cfg.target.database;
+        Ok(match &change.ddl {
+            Ddl::AlterTable { table, changes } => {
+                let charset = self.table_charset(&table.0, &table.1).await?;
+                let defaults = Defaults {
+                    charset: &charset,
+                    flavor: self.source.flavor,
+                };
+                let altered = match ddl::apply(&plan.def, changes, &defaults) {
+                    Ok(altered) => altered,
+                    Err(e) => return Ok(Outcome::Isolate(e.to_string())),
+                };
+                let options = self
+                    .cfg
+                    .tables
+                    .options
+                    .get(&plan.def.qualified())
+                    .cloned()
+                    .unwrap_or_default();
+                let new = match TablePlan::new(altered.def.clone(), &options) {
+                    Ok(new) => new,
+                    Err(e) => return Ok(Outcome::Isolate(e)),
+                };
+                match alter(db, plan, &new, &altered) {
+                    Migration::InPlace(statements) => {
+                        if !self.target_has_columns(&new).await? {
+                            for sql in &statements {
+                                self.target.execute_sync(sql).await?;
+                            }
+                        }
+                        info!(pipe = %self.cfg.name, table = %plan.def.qualified(), statement = %change.statement, applied = statements.len(), "schema change followed");
+                        Outcome::Replace(new)
+                    }
+                    Migration::Rebuild { reason } => Outcome::Isolate(reason),
+                }
+            }
+            Ddl::Truncate(_) => {
+                self.target.execute_sync(&truncate_sql(db, plan)).await?;
+                info!(pipe = %self.cfg.name, table = %plan.def.qualified(), "truncated in the source: target emptied");
+                Outcome::Keep
+            }
+            Ddl::DropTable(_) | Ddl::DropDatabase(_) => Outcome::Stop,
+            Ddl::RenameTables(pairs) => {
+                // Renames apply left to right: follow this table through the chain.
+                let mut name = (plan.def.db.clone(), plan.def.name.clone());
+                for (from, to) in pairs {
+                    if *from == name {
+                        name = to.clone();
+                    }
+                }
+                let from = (plan.def.db.clone(), plan.def.name.clone());
+                match membership(&self.cfg.tables, &from, &name) {
+                    Membership::Stays => {
+                        let mut def = plan.def.clone();
+                        def.db = name.0.clone();
+                        def.name = name.1.clone();
+                        let options = self
+                            .cfg
+                            .tables
+                            .options
+                            .get(&def.qualified())
+                            .cloned()
+                            .unwrap_or_default();
+                        let new = match TablePlan::new(def, &options) {
+                            Ok(new) => new,
+                            Err(e) => return Ok(Outcome::Isolate(e)),
+                        };
+                        if new.target != plan.target {
+                            let sql = format!(
+                                "RENAME TABLE {0}.{1} TO {0}.{2}",
+                                ident(db),
+                                ident(&plan.target),
+                                ident(&new.target)
+                            );
+                            if !self.target_has_columns(&new).await? {
+                                self.target.execute_sync(&sql).await?;
+                            }
+                        }
+                        info!(pipe = %self.cfg.name, from = %plan.def.qualified(), to = %new.def.qualified(), "table renamed in the source: followed");
+                        Outcome::Replace(new)
+                    }
+                    _ => Outcome::Stop,
+                }
+            }
+            Ddl::Unparsed { reason, .. } => {
+                Outcome::Isolate(format!("statement not understood: {reason}"))
+            }
+            Ddl::RowsByStatement { verb, .. } => Outcome::Isolate(format!(
+                "rows changed by a statement-logged {verb} (no row events)"
+            )),
+            Ddl::CreateTable(_) | Ddl::DatabaseCharset { .. } | Ddl::Other => Outcome::Keep,
+        })
+    }
+
+    /// A table created in the source that the selection includes: its target is created
+    /// empty and it is replicated from here on (`CREATE … SELECT` rows follow as row events).
+    async fn create_table(
+        &self,
+        change: &SchemaChange,
+        ct: &CreateTable,
+        plans: &mut Vec<TablePlan>,
+    ) -> Result<()> {
+        let name = format!("{}.{}", ct.table.0, ct.table.1);
+        let charset = match &ct.charset {
+            Some(c) => c.clone(),
+            None => self.database_charset(&ct.table.0).await?,
+        };
+        let defaults = Defaults {
+            charset: &charset,
+            flavor: self.source.flavor,
+        };
+        let options = self
+            .cfg
+            .tables
+            .options
+            .get(&name)
+            .cloned()
+            .unwrap_or_default();
+        let plan = match ct
+            .table_def(&defaults)
+            .map_err(|e| e.to_string())
+            .and_then(|def| {
+                if def.primary_key.is_empty() {
+                    Err(format!("{name} has no primary key"))
+                } else {
+                    TablePlan::new(def, &options)
+                }
+            }) {
+            Ok(plan) => plan,
+            Err(reason) => {
+                warn!(pipe = %self.cfg.name, table = %name, statement = %change.statement, reason = %reason, "created table not replicated; add it with `tributary tables add` once it can be");
+                return Ok(());
+            }
+        };
+        self.target
+            .execute_sync(&create_table_sql(&self.cfg.target.database, &plan))
+            .await?;
+        self.store.save_definition(&plan.def).await?;
+        // Created empty at this position: nothing to snapshot.
+        self.store
+            .save_progress(
+                &name,
+                &crate::state::Progress {
+                    seq: 1,
+                    done: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        info!(pipe = %self.cfg.name, table = %name, "table created in the source: replicated from here on");
+        self.handle.update(|s| {
+            s.tables.entry(name.clone()).or_default().done = true;
+        });
+        plans.push(plan);
+        Ok(())
+    }
+
+    async fn database_charset(&self, db: &str) -> Result<String> {
+        let mut conn = self.source.conn().await?;
+        let charset: Option<String> = self
+            .source
+            .run(conn.exec_first(
+                "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (db,),
+            ))
+            .await?;
+        let _ = conn.disconnect().await;
+        Ok(charset.unwrap_or_else(|| "utf8mb4".into()))
+    }
+
+    /// The table's default character set, for columns an ALTER adds without one.
+    async fn table_charset(&self, db: &str, table: &str) -> Result<String> {
+        let mut conn = self.source.conn().await?;
+        let charset: Option<String> = self
+            .source
+            .run(conn.exec_first(
+                "SELECT c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
+                 JOIN information_schema.COLLATION_CHARACTER_SET_APPLICABILITY c \
+                 ON c.COLLATION_NAME = t.TABLE_COLLATION \
+                 WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? LIMIT 1",
+                (db, table),
+            ))
+            .await?;
+        let _ = conn.disconnect().await;
+        Ok(charset.unwrap_or_else(|| "utf8mb4".into()))
+    }
+
+    /// Whether the target already has exactly `plan`'s columns and types (a DDL replayed
+    /// after a crash).
+    async fn target_has_columns(&self, plan: &TablePlan) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            name: String,
+            #[serde(rename = "type")]
+            ty: String,
+        }
+        let rows: Vec<Row> = self
+            .target
+            .select(
+                "SELECT name, type FROM system.columns WHERE database = {db:String} \
+                 AND table = {t:String} AND NOT startsWith(name, '_tributary_') ORDER BY position",
+                &[("db", &self.cfg.target.database), ("t", &plan.target)],
+            )
+            .await?;
+        let have: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.ty.as_str()))
+            .collect();
+        let types: Vec<String> = plan.columns().map(column_type).collect();
+        let want: Vec<(&str, &str)> = plan
+            .columns()
+            .zip(&types)
+            .map(|(c, t)| (c.name.as_str(), t.as_str()))
+            .collect();
+        Ok(have == want)
+    }
+}

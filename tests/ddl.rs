@@ -1,0 +1,263 @@
+//! Schema evolution: DDL in the binlog applied to ClickHouse in order, interleaved with row
+//! changes, compared with the source after every step; a kill -9 between a DDL and the rows
+//! after it; a change the target cannot follow isolates only its table, and a resync repairs it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{servers, Daemon, Kind, Pipe, Servers, Table};
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+const OTHER: Table<'static> = Table {
+    name: "other",
+    key: &["id"],
+    columns: &[("id", Kind::Int), ("v", Kind::Int)],
+};
+
+async fn equal(s: &Servers, pipe: &Pipe, daemon: &Daemon, tables: &[Table<'_>]) {
+    s.wait_equal(&pipe.db, tables, WITHIN, daemon).await;
+    for t in tables {
+        s.assert_no_duplicates(&pipe.db, t);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_is_followed_in_binlog_order() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("ddl");
+    let mut conn = s.mysql().await;
+    let db = pipe.db.clone();
+    s.exec(&mut conn, &format!("CREATE DATABASE `{db}`")).await;
+    s.exec(&mut conn, &format!("USE `{db}`")).await;
+    s.exec(
+        &mut conn,
+        "CREATE TABLE evolve (id INT PRIMARY KEY, a INT, b VARCHAR(20));
+         INSERT INTO evolve VALUES (1, 10, 'x'), (2, 20, 'y'), (3, NULL, NULL);
+         CREATE TABLE other (id INT PRIMARY KEY, v INT);
+         INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let config = s.config(&pipe, "");
+    let mut daemon = Daemon::start(&config);
+    s.wait_for_state(&pipe, "Running", WITHIN);
+
+    // ADD COLUMN with a default and a position, then rows that use it.
+    s.exec(&mut conn, "ALTER TABLE evolve ADD COLUMN c DECIMAL(10,2) NOT NULL DEFAULT 1.50 AFTER a, ALGORITHM=INPLACE, LOCK=NONE").await;
+    s.exec(
+        &mut conn,
+        "INSERT INTO evolve VALUES (4, 40, 2.25, 'z'); UPDATE evolve SET c = 9.99 WHERE id = 1",
+    )
+    .await;
+    let step1 = Table {
+        name: "evolve",
+        key: &["id"],
+        columns: &[
+            ("id", Kind::Int),
+            ("a", Kind::Int),
+            ("c", Kind::Decimal(2)),
+            ("b", Kind::Text),
+        ],
+    };
+    equal(&s, &pipe, &daemon, &[Table { ..step1 }, OTHER]).await;
+
+    // Several specifications in one ALTER (version comment included), in one transaction's
+    // neighbourhood: DROP, ADD FIRST, rename with widening (CHANGE).
+    s.exec(
+        &mut conn,
+        "/*!40000 ALTER TABLE evolve DROP COLUMN b, ADD COLUMN d DATETIME(3) NULL FIRST */",
+    )
+    .await;
+    s.exec(&mut conn, "ALTER TABLE `evolve` CHANGE COLUMN a a2 BIGINT")
+        .await;
+    s.exec(&mut conn, "BEGIN; INSERT INTO evolve (id, a2, c, d) VALUES (5, 9000000000, 0, '2024-01-02 03:04:05.678'); UPDATE evolve SET a2 = -1 WHERE id = 2; DELETE FROM evolve WHERE id = 3; COMMIT").await;
+    let step2 = Table {
+        name: "evolve",
+        key: &["id"],
+        columns: &[
+            ("d", Kind::DateTime(3)),
+            ("id", Kind::Int),
+            ("a2", Kind::Int),
+            ("c", Kind::Decimal(2)),
+        ],
+    };
+    equal(&s, &pipe, &daemon, &[Table { ..step2 }, OTHER]).await;
+
+    // Nullability and precision widened in place; TRUNCATE empties the target in order.
+    s.exec(
+        &mut conn,
+        "ALTER TABLE evolve MODIFY COLUMN c DECIMAL(14,2) NULL",
+    )
+    .await;
+    s.exec(
+        &mut conn,
+        "INSERT INTO evolve (id, a2, c) VALUES (6, 6, NULL), (7, 7, 123456789012.34)",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[Table { ..step2 }, OTHER]).await;
+    s.exec(
+        &mut conn,
+        "TRUNCATE TABLE evolve; INSERT INTO evolve (id, a2, c) VALUES (100, 1, 1)",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[Table { ..step2 }, OTHER]).await;
+
+    // A table created while running is replicated from then on, and followed through a rename.
+    s.exec(&mut conn, "CREATE TABLE fresh (id INT PRIMARY KEY, s TEXT CHARACTER SET latin1); INSERT INTO fresh VALUES (1, 'café'), (2, NULL)").await;
+    let fresh = Table {
+        name: "fresh",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("s", Kind::Text)],
+    };
+    equal(&s, &pipe, &daemon, &[fresh, OTHER]).await;
+    s.exec(
+        &mut conn,
+        "RENAME TABLE fresh TO fresh2; INSERT INTO fresh2 VALUES (3, 'après')",
+    )
+    .await;
+    let fresh2 = Table {
+        name: "fresh2",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("s", Kind::Text)],
+    };
+    equal(&s, &pipe, &daemon, &[fresh2, OTHER]).await;
+
+    // kill -9, then a DDL and rows written while the daemon is down: the restart decodes the
+    // rows before the DDL with the old definition and the rows after with the new one.
+    daemon.kill9();
+    s.exec(
+        &mut conn,
+        "INSERT INTO evolve (id, a2, c) VALUES (200, 2, 2)",
+    )
+    .await;
+    s.exec(
+        &mut conn,
+        "ALTER TABLE evolve ADD COLUMN e INT NOT NULL DEFAULT 7",
+    )
+    .await;
+    s.exec(&mut conn, "INSERT INTO evolve (id, a2, c, e) VALUES (201, 3, 3, 8); UPDATE evolve SET e = 9 WHERE id = 100").await;
+    let daemon = Daemon::start(&config);
+    let step3 = Table {
+        name: "evolve",
+        key: &["id"],
+        columns: &[
+            ("d", Kind::DateTime(3)),
+            ("id", Kind::Int),
+            ("a2", Kind::Int),
+            ("c", Kind::Decimal(2)),
+            ("e", Kind::Int),
+        ],
+    };
+    equal(&s, &pipe, &daemon, &[Table { ..step3 }, OTHER]).await;
+
+    // A primary key change cannot be followed in place: only `evolve` is isolated, `other`
+    // keeps replicating; a resync repairs `evolve`.
+    s.exec(
+        &mut conn,
+        "ALTER TABLE evolve DROP PRIMARY KEY, ADD PRIMARY KEY (id, a2)",
+    )
+    .await;
+    s.exec(
+        &mut conn,
+        "INSERT INTO other VALUES (2, 2); INSERT INTO evolve (id, a2, c) VALUES (300, 3, 3)",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[OTHER]).await;
+    let api = pipe.api();
+    let deadline = std::time::Instant::now() + WITHIN;
+    loop {
+        let status = api
+            .get(&format!("/v1/pipes/{}", pipe.name))
+            .expect("status")
+            .json();
+        let error = status["tables"][format!("{db}.evolve")]["error"]
+            .as_str()
+            .map(str::to_owned);
+        if let Some(error) = error {
+            assert!(
+                error.contains("ALTER TABLE evolve DROP PRIMARY KEY"),
+                "{error}"
+            );
+            assert_eq!(
+                status["state"], "Running",
+                "only the table is isolated: {status}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "evolve not isolated: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resync = api
+        .post(&format!("/v1/pipes/{}/resync", pipe.name), "")
+        .expect("resync");
+    assert_eq!(resync.status, 200, "{resync:?}");
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    let step4 = Table {
+        name: "evolve",
+        key: &["id", "a2"],
+        columns: &[
+            ("d", Kind::DateTime(3)),
+            ("id", Kind::Int),
+            ("a2", Kind::Int),
+            ("c", Kind::Decimal(2)),
+            ("e", Kind::Int),
+        ],
+    };
+    s.exec(
+        &mut conn,
+        "INSERT INTO evolve (id, a2, c) VALUES (400, 4, 4)",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[step4, OTHER]).await;
+    s.cleanup(&pipe).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unparseable_ddl_isolates_only_its_table() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("ddlbad");
+    let mut conn = s.mysql().await;
+    let db = pipe.db.clone();
+    s.exec(&mut conn, &format!("CREATE DATABASE `{db}`")).await;
+    s.exec(&mut conn, &format!("USE `{db}`")).await;
+    s.exec(
+        &mut conn,
+        "CREATE TABLE weird (id INT PRIMARY KEY, a INT); CREATE TABLE other (id INT PRIMARY KEY, v INT);
+         INSERT INTO weird VALUES (1, 1); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let config = s.config(&pipe, "");
+    let daemon = Daemon::start(&config);
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    // A generated column added: its existing values are not in the binlog.
+    s.exec(
+        &mut conn,
+        "ALTER TABLE weird ADD COLUMN g INT AS (a * 2) STORED",
+    )
+    .await;
+    s.exec(
+        &mut conn,
+        "INSERT INTO weird (id, a) VALUES (2, 2); INSERT INTO other VALUES (2, 2)",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[OTHER]).await;
+    let status = pipe
+        .api()
+        .get(&format!("/v1/pipes/{}", pipe.name))
+        .expect("status")
+        .json();
+    assert!(
+        status["tables"][format!("{db}.weird")]["error"].is_string(),
+        "{status}"
+    );
+    assert_eq!(status["state"], "Running");
+    let isolated = s.ch(&format!(
+        "SELECT count() FROM `{db}_state`.table_isolation WHERE reason != ''"
+    ));
+    assert_eq!(isolated.trim(), "1");
+    s.cleanup(&pipe).await;
+}
