@@ -6,6 +6,7 @@
 //! always observable. The commands that talk to a running daemon ([`remote`]) use its API;
 //! `status` also reads the state store directly, which works while no daemon runs.
 
+mod check;
 mod remote;
 mod status;
 
@@ -18,11 +19,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::clickhouse::Target;
-use crate::config::{Config, PipeConfig};
+use crate::config::Config;
 use crate::pipe::control::{PipeHandle, Registry};
 use crate::pipe::{self, Outcome};
-use crate::source::{introspect, preflight, Source};
 
 /// Time pipes get to flush and checkpoint after SIGTERM/SIGINT before the process exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -166,7 +165,7 @@ pub(crate) fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config } => load(&config).map(|c| runtime.block_on(run(c))),
-        Command::Check { config } => load(&config).map(|c| runtime.block_on(check(c))),
+        Command::Check { config } => load(&config).map(|c| runtime.block_on(check::check(c))),
         Command::Status { pipe, json, target } => target.config().map(|config| {
             let api = target.api.clone();
             runtime.block_on(status::status(config, api, pipe, json))
@@ -350,88 +349,6 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// One line of the `check` report.
-fn report(ok: bool, what: &str, detail: &str) -> bool {
-    println!("{} {what}: {detail}", if ok { "PASS" } else { "FAIL" });
-    ok
-}
-
-async fn check(config: Config) -> ExitCode {
-    let mut all_ok = true;
-    for cfg in &config.pipes {
-        println!("pipe {}", cfg.name);
-        all_ok &= check_pipe(cfg).await;
-    }
-    if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-async fn check_pipe(cfg: &PipeConfig) -> bool {
-    let mut ok = true;
-    match Target::new(&cfg.target) {
-        Ok(target) => match target.execute("SELECT 1", &[]).await {
-            Ok(()) => report(true, "target", target.url()),
-            Err(e) => report(false, "target", &e.to_string()),
-        },
-        Err(e) => report(false, "target", &e.to_string()),
-    };
-    let source = match Source::connect(&cfg.source).await {
-        Ok(s) => {
-            report(true, "source", &format!("{} ({:?})", s.url, s.flavor));
-            s
-        }
-        Err(e) => return report(false, "source", &e.to_string()),
-    };
-    let mut conn = match source.conn().await {
-        Ok(c) => c,
-        Err(e) => return report(false, "source", &e.to_string()),
-    };
-    match source.variables(&mut conn, preflight::variables()).await {
-        Ok(vars) => {
-            for f in preflight::evaluate(&vars) {
-                let detail = if f.ok {
-                    format!("{} (required {})", f.found, f.required)
-                } else {
-                    format!("found {}, required {}: {}", f.found, f.required, f.hint)
-                };
-                ok &= report(f.ok, f.setting, &detail);
-            }
-        }
-        Err(e) => ok &= report(false, "settings", &e.to_string()),
-    }
-    match introspect::matching_tables(&source, &mut conn, &cfg.tables).await {
-        Ok(tables) if tables.is_empty() => {
-            ok &= report(
-                false,
-                "tables",
-                &format!("no table matches {:?}", cfg.tables.include),
-            );
-        }
-        Ok(tables) => {
-            for (db, table) in tables {
-                let what = format!("table {db}.{table}");
-                ok &= match introspect::table_def(&source, &mut conn, &db, &table).await {
-                    Ok(def) => {
-                        let key: Vec<&str> = def.primary_key_names().collect();
-                        let detail = format!(
-                            "{} columns, primary key ({})",
-                            def.columns.len(),
-                            key.join(", ")
-                        );
-                        report(true, &what, &detail)
-                    }
-                    Err(e) => report(false, &what, &e.to_string()),
-                };
-            }
-        }
-        Err(e) => ok &= report(false, "tables", &e.to_string()),
-    }
-    ok
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub(crate) enum Error {
     #[error("binlog: cannot read the event {position}: {detail}; the pipe stops rather than skip it (a corrupt binlog or a tributary bug: please report it with the binlog file)")]
     BinlogPanic { position: String, detail: String },
     #[error(
-        "the binlog position {position} is no longer on the source: resync required ({detail})"
+        "the binlog position {position} is no longer on the source (purged): resync required, e.g. `tributary resync PIPE` ({detail})"
     )]
     PositionPurged { position: String, detail: String },
     #[error("table `{table}` changed in the source ({detail}) at binlog {position}: schema changes are not followed yet; resync required")]

@@ -54,8 +54,9 @@ const TABLES: &[(&str, &str)] = &[
     ),
     (
         "table_definitions",
-        "(pipe String, table_name String, definition String, at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+        "(pipe String, table_name String, seq UInt64, definition String, \
+         at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name, seq)",
     ),
 ];
 
@@ -492,19 +493,29 @@ impl StateStore {
         }
     }
 
-    pub async fn stored_definition(&self, table: &str) -> Result<Option<TableDef>> {
+    /// The definition of `table` in force at checkpoint `seq`: definitions are versioned by
+    /// the checkpoint from which they apply, so a restart from an older checkpoint decodes its
+    /// binlog with the definition the rows were written under.
+    pub async fn stored_definition(&self, table: &str, seq: u64) -> Result<Option<TableDef>> {
         #[derive(Deserialize)]
         struct Row {
             definition: String,
         }
         let sql = format!(
             "SELECT definition FROM {} WHERE pipe = {{pipe:String}} AND table_name = {{table:String}} \
-             ORDER BY at DESC LIMIT 1",
+             AND seq <= {{seq:UInt64}} ORDER BY seq DESC, at DESC LIMIT 1",
             self.table("table_definitions")
         );
         let rows: Vec<Row> = self
             .target
-            .select(&sql, &[("pipe", &self.pipe), ("table", table)])
+            .select(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("table", table),
+                    ("seq", &seq.to_string()),
+                ],
+            )
             .await?;
         rows.into_iter()
             .next()
@@ -516,9 +527,11 @@ impl StateStore {
             .transpose()
     }
 
-    pub async fn save_definition(&self, def: &TableDef) -> Result<()> {
+    /// Stores `def` as the definition in force from checkpoint `seq` on.
+    pub async fn save_definition(&self, def: &TableDef, seq: u64) -> Result<()> {
         let sql = format!(
-            "INSERT INTO {} (pipe, table_name, definition) SELECT {{pipe:String}}, {{table:String}}, {{def:String}}",
+            "INSERT INTO {} (pipe, table_name, seq, definition) SELECT {{pipe:String}}, \
+             {{table:String}}, {{seq:UInt64}}, {{def:String}}",
             self.table("table_definitions")
         );
         let json = serde_json::to_string(def).map_err(|e| Error::State(e.to_string()))?;
@@ -529,6 +542,7 @@ impl StateStore {
                     ("pipe", &self.pipe),
                     ("table", &def.qualified()),
                     ("def", &json),
+                    ("seq", &seq.to_string()),
                 ],
             )
             .await

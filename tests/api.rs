@@ -489,8 +489,21 @@ async fn commands_pause_resume_resync_and_change_tables() {
     );
     wait_state("Paused");
     assert_eq!(api.get("/readyz").expect("readyz").status, 200);
-    // Changes made while paused arrive after resume.
+    // Changes made while paused do not reach ClickHouse, and arrive after resume.
+    let rows_in_target = || {
+        s.ch(&format!(
+            "SELECT (SELECT count() FROM `{0}`.orders) + (SELECT count() FROM `{0}`.items) + (SELECT count() FROM `{0}`.tags)",
+            pipe.db
+        ))
+    };
+    let before = rows_in_target();
     Workload::new(13).run(&mut conn, 100).await;
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        rows_in_target(),
+        before,
+        "rows reached ClickHouse while Paused"
+    );
     let (code, stdout, stderr) = tributary(&["resume", &pipe.name, "--api", &url]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     wait_state("Running");

@@ -66,3 +66,42 @@ async fn statement_binlog_format_is_refused() {
     );
     s.cleanup(&pipe).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn short_binlog_retention_fails_the_check() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("retention");
+    let mut conn = s.mysql().await;
+    s.exec(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE `{0}`; CREATE TABLE `{0}`.t (id INT PRIMARY KEY)",
+            pipe.db
+        ),
+    )
+    .await;
+    let config = s.config(&pipe, "");
+    let before: Option<String> = conn
+        .query_first("SELECT @@global.binlog_expire_logs_seconds")
+        .await
+        .expect("read retention");
+    s.exec(&mut conn, "SET GLOBAL binlog_expire_logs_seconds = 600")
+        .await;
+    let check = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["check", "--config", config.to_str().expect("path")])
+        .output()
+        .expect("run check");
+    conn.query_drop(format!(
+        "SET GLOBAL binlog_expire_logs_seconds = {}",
+        before.unwrap_or_else(|| "0".into())
+    ))
+    .await
+    .expect("restore retention");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL binlog retention: 600 s, required"),
+        "{stdout}"
+    );
+    s.cleanup(&pipe).await;
+}

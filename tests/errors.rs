@@ -140,3 +140,35 @@ async fn tables_that_cannot_be_replicated_fail_the_pipe_with_their_name() {
         s.cleanup(&pipe).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_passes_on_a_well_configured_source() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("checkok");
+    let mut conn = s.mysql().await;
+    s.exec(&mut conn, &format!("CREATE DATABASE `{0}`; CREATE TABLE `{0}`.t (id INT PRIMARY KEY, v TEXT); INSERT INTO `{0}`.t VALUES (1, 'a')", pipe.db)).await;
+    let config = s.config(&pipe, "");
+    let (code, stdout, stderr) = tributary(&["check", "--config", config.to_str().expect("path")]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for line in [
+        "PASS target",
+        "PASS source",
+        "PASS log_bin",
+        "PASS binlog_format: ROW",
+        "PASS binlog_row_image: FULL",
+        "PASS binlog_row_metadata: FULL",
+        "PASS gtid: MariaDB GTIDs",
+        "PASS privileges",
+        "PASS binlog retention",
+    ] {
+        assert!(stdout.contains(line), "missing `{line}`:\n{stdout}");
+    }
+    assert!(
+        stdout.contains(&format!(
+            "PASS table {}.t: 2 columns, primary key (id)",
+            pipe.db
+        )),
+        "{stdout}"
+    );
+    s.cleanup(&pipe).await;
+}

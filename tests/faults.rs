@@ -212,3 +212,64 @@ async fn daemon_killed_at_ten_random_moments_recovers_every_time() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purged_binlog_fails_with_resync_required_and_resync_recovers() {
+    let Some(s) = servers() else { return };
+    let _serial = SERIAL.lock().await;
+    let (pipe, mut conn, mut daemon) = start(&s, "purged").await;
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    // Changes the stopped pipe has not read, then the binlogs holding them purged.
+    Workload::new(21).run(&mut conn, 100).await;
+    s.exec(&mut conn, "FLUSH BINARY LOGS").await;
+    // The stopped pipe's dump thread may linger on the server until its next write, and a
+    // binlog in use is not purged: end it, then purge until only the newest file is left.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let dumps: Vec<u64> = conn
+            .query(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+            )
+            .await
+            .expect("processlist");
+        for id in dumps {
+            let _ = conn.query_drop(format!("KILL {id}")).await;
+        }
+        let logs: Vec<mysql_async::Row> =
+            conn.query("SHOW BINARY LOGS").await.expect("binary logs");
+        let last: String = logs.last().and_then(|r| r.get(0)).expect("a binlog");
+        if logs.len() == 1 {
+            break;
+        }
+        s.exec(&mut conn, &format!("PURGE BINARY LOGS TO '{last}'"))
+            .await;
+        assert!(Instant::now() < deadline, "binlogs could not be purged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Failed", Duration::from_secs(60));
+    let reason = s.ch(&format!(
+        "SELECT reason FROM `{}_state`.pipe_state WHERE to_state = 'Failed' ORDER BY seq DESC LIMIT 1",
+        pipe.db
+    ));
+    assert!(reason.contains("resync required"), "{reason}");
+    assert!(
+        reason.contains("oldest binlog on the server is"),
+        "{reason}"
+    );
+    eprintln!(
+        "fault report: binlog purged past the checkpoint: Failed with `{}`",
+        reason.trim()
+    );
+
+    // resync from Failed: reloaded, swapped in, replicating again, equal.
+    let answer = pipe
+        .api()
+        .post(&format!("/v1/pipes/{}/resync", pipe.name), "")
+        .expect("resync");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    s.wait_for_state(&pipe, "Running", Duration::from_secs(120));
+    Workload::new(22).run(&mut conn, 50).await;
+    finish(&s, &pipe, daemon, "binlog purged, then resync").await;
+}

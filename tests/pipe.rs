@@ -246,3 +246,45 @@ async fn status_shows_state_position_and_progress() {
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     s.cleanup(&pipe).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cdc_only_replicates_changes_from_its_start_without_a_snapshot() {
+    let Some(s) = servers() else { return };
+    let mut pipe = Pipe::new("cdconly");
+    pipe.mode = "cdc_only";
+    let mut conn = create(&s, &pipe, DDL).await;
+    Workload::new(5).run(&mut conn, 50).await;
+    let config = s.config(&pipe, "");
+    let mut daemon = Daemon::start(&config);
+    s.wait_for_state(&pipe, "Running", Duration::from_secs(60));
+    // Nothing was copied: the rows before the start are not in the target.
+    let copied = s.ch(&format!("SELECT count() FROM `{}`.orders", pipe.db));
+    assert_eq!(copied.trim(), "0", "cdc_only must not snapshot");
+    let history = s.ch(&format!(
+        "SELECT groupArray(to_state) FROM (SELECT to_state FROM `{}_state`.pipe_state ORDER BY seq)",
+        pipe.db
+    ));
+    assert_eq!(history.trim(), "['Provisioning','Setup','Running']");
+    // Rows inserted after the start arrive exactly.
+    s.exec(&mut conn, "INSERT INTO orders VALUES (9000001, 'late', 1.25, 1, 2.5, 'new', NULL, '2024-01-01 00:00:00.000', NULL)").await;
+    s.exec(&mut conn, "UPDATE orders SET qty = 2 WHERE id = 9000001")
+        .await;
+    let deadline = std::time::Instant::now() + EQUAL_WITHIN;
+    loop {
+        let got = s.ch(&format!(
+            "SELECT id, customer, qty FROM `{}`.orders FINAL WHERE _tributary_is_deleted = 0 FORMAT TSV",
+            pipe.db
+        ));
+        if got.trim() == "9000001\tlate\t2" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "late row not replicated: {got:?}\n{}",
+            daemon.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    s.cleanup(&pipe).await;
+}

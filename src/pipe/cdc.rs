@@ -183,7 +183,7 @@ impl Cdc<'_> {
                         // The rows before the DDL, under the old definitions; then the DDL;
                         // then a checkpoint after it, so rows after it are decoded with the new.
                         self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
-                        self.apply_schema_change(&change, plans).await?;
+                        self.apply_schema_change(&change, plans, checkpoint.seq + 1).await?;
                         let next = Checkpoint {
                             seq: checkpoint.seq + 1,
                             position: change.position.clone(),

@@ -253,7 +253,7 @@ impl Runner {
         let checkpoint = self.store.checkpoint().await?;
         let fresh = self.resync_requested || resuming_resync;
         let plans = self
-            .setup_target(plans, checkpoint.is_some(), fresh)
+            .setup_target(plans, checkpoint.as_ref().map(|c| c.seq), fresh)
             .await?;
         let checkpoint = if self.resync_requested || resuming_resync {
             match self.resync_tables(&source, &plans).await? {
@@ -273,9 +273,11 @@ impl Runner {
     async fn setup_target(
         &mut self,
         plans: Vec<TablePlan>,
-        has_checkpoint: bool,
+        checkpoint_seq: Option<u64>,
         fresh: bool,
     ) -> Result<Vec<TablePlan>> {
+        let has_checkpoint = checkpoint_seq.is_some();
+        let seq = checkpoint_seq.unwrap_or(0);
         let db = self.cfg.target.database.clone();
         self.target.execute(&create_database_sql(&db), &[]).await?;
         let isolated = self.store.isolated().await?;
@@ -294,7 +296,7 @@ impl Runner {
             }
             let stored = match (
                 has_checkpoint && !fresh,
-                self.store.stored_definition(&table).await?,
+                self.store.stored_definition(&table, seq).await?,
             ) {
                 (true, Some(stored)) if stored != plan.def => Some(stored),
                 _ => None,
@@ -311,7 +313,7 @@ impl Runner {
                     TablePlan::new(stored, &options).map_err(Error::State)?
                 }
                 None => {
-                    self.store.save_definition(&plan.def).await?;
+                    self.store.save_definition(&plan.def, seq).await?;
                     plan
                 }
             };
@@ -507,7 +509,7 @@ impl Runner {
             .unwrap_or_default();
         let plan = TablePlan::new(def, &options).map_err(Error::State)?;
         let plan = self
-            .setup_target(vec![plan], false, true)
+            .setup_target(vec![plan], Some(checkpoint.seq), true)
             .await?
             .into_iter()
             .next()

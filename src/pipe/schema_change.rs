@@ -31,13 +31,16 @@ enum Outcome {
 
 impl Cdc<'_> {
     /// Applies `change` to the target and to `plans` (tables may leave `plans`).
+    /// `applies_from` is the sequence of the checkpoint written right after the change: the
+    /// new definitions are stored as in force from it.
     pub(super) async fn apply_schema_change(
         &self,
         change: &SchemaChange,
         plans: &mut Vec<TablePlan>,
+        applies_from: u64,
     ) -> Result<()> {
         if let Ddl::CreateTable(ct) = &change.ddl {
-            return self.create_table(change, ct, plans).await;
+            return self.create_table(change, ct, plans, applies_from).await;
         }
         let mut outcomes = Vec::new();
         for &i in &change.tables {
@@ -52,7 +55,7 @@ impl Cdc<'_> {
             match outcome {
                 Outcome::Keep => {}
                 Outcome::Replace(plan) => {
-                    self.store.save_definition(&plan.def).await?;
+                    self.store.save_definition(&plan.def, applies_from).await?;
                     let new_name = plan.def.qualified();
                     if new_name != table {
                         // Loaded under its old name: not to be loaded again under the new one.
@@ -193,6 +196,7 @@ impl Cdc<'_> {
         change: &SchemaChange,
         ct: &CreateTable,
         plans: &mut Vec<TablePlan>,
+        applies_from: u64,
     ) -> Result<()> {
         let name = format!("{}.{}", ct.table.0, ct.table.1);
         let charset = match &ct.charset {
@@ -229,7 +233,7 @@ impl Cdc<'_> {
         self.target
             .execute_sync(&create_table_sql(&self.cfg.target.database, &plan))
             .await?;
-        self.store.save_definition(&plan.def).await?;
+        self.store.save_definition(&plan.def, applies_from).await?;
         // Created empty at this position: nothing to snapshot.
         self.store
             .save_progress(

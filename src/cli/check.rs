@@ -1,0 +1,179 @@
+//! `tributary check`: the preflight report, one line per check (PASS, WARN or FAIL, found vs
+//! required); exit code 1 on any FAIL. `run` refuses to start on the same failures.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::clickhouse::Target;
+use crate::config::{Config, PipeConfig};
+use crate::source::preflight::{self, Level};
+use crate::source::{introspect, ServerFlavor, Source};
+
+/// Rows read from the largest table to measure the source's read rate.
+const SAMPLE_ROWS: u64 = 20_000;
+
+/// Prints one line; returns false on a failure.
+fn report(level: Level, what: &str, detail: &str) -> bool {
+    println!("{} {what}: {detail}", level.as_str());
+    level != Level::Fail
+}
+
+pub(super) async fn check(config: Config) -> ExitCode {
+    let mut all_ok = true;
+    for cfg in &config.pipes {
+        println!("pipe {}", cfg.name);
+        all_ok &= check_pipe(cfg).await;
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn check_pipe(cfg: &PipeConfig) -> bool {
+    let mut ok = match Target::new(&cfg.target) {
+        Ok(target) => match target.execute("SELECT 1", &[]).await {
+            Ok(()) => report(Level::Pass, "target", target.url()),
+            Err(e) => report(Level::Fail, "target", &e.to_string()),
+        },
+        Err(e) => report(Level::Fail, "target", &e.to_string()),
+    };
+    let source = match Source::connect(&cfg.source).await {
+        Ok(s) => {
+            report(
+                Level::Pass,
+                "source",
+                &format!("{} ({:?})", s.url, s.flavor),
+            );
+            s
+        }
+        Err(e) => return report(Level::Fail, "source", &e.to_string()),
+    };
+    let mut conn = match source.conn().await {
+        Ok(c) => c,
+        Err(e) => return report(Level::Fail, "source", &e.to_string()),
+    };
+    let names = preflight::variables().chain([
+        "binlog_expire_logs_seconds",
+        "expire_logs_days",
+        "gtid_mode",
+        "gtid_binlog_pos",
+    ]);
+    let vars = match source.variables(&mut conn, names).await {
+        Ok(vars) => vars,
+        Err(e) => return report(Level::Fail, "settings", &e.to_string()),
+    };
+    for f in preflight::evaluate(&vars) {
+        let detail = if f.ok {
+            format!("{} (required {})", f.found, f.required)
+        } else {
+            format!("found {}, required {}: {}", f.found, f.required, f.hint)
+        };
+        ok &= report(f.level, f.setting, &detail);
+    }
+    let gtid = match source.flavor {
+        ServerFlavor::Mariadb => (
+            Level::Pass,
+            format!(
+                "MariaDB GTIDs (gtid_binlog_pos {})",
+                vars.get("gtid_binlog_pos").map_or("-", String::as_str)
+            ),
+        ),
+        ServerFlavor::Mysql => match vars.get("gtid_mode").map(String::as_str) {
+            Some(m) if m.eq_ignore_ascii_case("ON") => (Level::Pass, "gtid_mode ON".into()),
+            other => (
+                Level::Warn,
+                format!(
+                    "gtid_mode {}: positions are file:pos (GTIDs recommended)",
+                    other.unwrap_or("(not set)")
+                ),
+            ),
+        },
+    };
+    report(gtid.0, "gtid", &gtid.1);
+    let grants: Result<Vec<String>, _> = source.run(conn.query("SHOW GRANTS")).await;
+    ok &= match grants {
+        Ok(grants) => {
+            let (level, text) = preflight::check_grants(&grants);
+            report(level, "privileges", &text)
+        }
+        Err(e) => report(Level::Fail, "privileges", &e.to_string()),
+    };
+    let tables = match introspect::matching_tables(&source, &mut conn, &cfg.tables).await {
+        Ok(tables) if tables.is_empty() => {
+            let detail = format!("no table matches {:?}", cfg.tables.include);
+            return report(Level::Fail, "tables", &detail) && ok;
+        }
+        Ok(tables) => tables,
+        Err(e) => return report(Level::Fail, "tables", &e.to_string()) && ok,
+    };
+    for (db, table) in &tables {
+        let what = format!("table {db}.{table}");
+        ok &= match introspect::table_def(&source, &mut conn, db, table).await {
+            Ok(def) => {
+                let key: Vec<&str> = def.primary_key_names().collect();
+                let detail = format!(
+                    "{} columns, primary key ({})",
+                    def.columns.len(),
+                    key.join(", ")
+                );
+                report(Level::Pass, &what, &detail)
+            }
+            Err(e) => report(Level::Fail, &what, &e.to_string()),
+        };
+    }
+    ok &= match estimate_snapshot_secs(&source, &mut conn, &tables).await {
+        Ok(estimate) => {
+            let (level, text) =
+                preflight::check_retention(preflight::retention_seconds(&vars), estimate);
+            report(level, "binlog retention", &text)
+        }
+        Err(e) => report(
+            Level::Warn,
+            "binlog retention",
+            &format!("cannot estimate the snapshot: {e}"),
+        ),
+    };
+    ok
+}
+
+/// Seconds a snapshot of `tables` takes at the read rate measured on the largest of them
+/// (one connection: a conservative figure, the snapshot reads in parallel).
+async fn estimate_snapshot_secs(
+    source: &Source,
+    conn: &mut Conn,
+    tables: &[(String, String)],
+) -> crate::error::Result<u64> {
+    let mut total = 0u64;
+    let mut largest: Option<(&str, &str, u64)> = None;
+    for (db, table) in tables {
+        let rows: Option<Option<u64>> = source
+            .run(conn.exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            ))
+            .await?;
+        let rows = rows.flatten().unwrap_or(0);
+        total += rows;
+        if largest.is_none_or(|(_, _, r)| rows > r) {
+            largest = Some((db, table, rows));
+        }
+    }
+    let Some((db, table, _)) = largest else {
+        return Ok(0);
+    };
+    let sql = format!(
+        "SELECT * FROM `{}`.`{}` LIMIT {SAMPLE_ROWS}",
+        db.replace('`', "``"),
+        table.replace('`', "``")
+    );
+    let started = Instant::now();
+    let sample: Vec<mysql_async::Row> = source.run(conn.exec(sql, ())).await?;
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    let rate = (sample.len() as f64 / secs).max(1.0);
+    Ok((total as f64 / rate).ceil() as u64)
+}
