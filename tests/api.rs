@@ -540,11 +540,23 @@ async fn commands_pause_resume_resync_and_change_tables() {
     s.wait_equal(&pipe.db, TABLES, RUNNING_WITHIN, &daemon)
         .await;
 
+    // Resync while writes continue: equal after the swap, and the old data gone.
     let (code, stdout, stderr) = tributary(&["resync", &pipe.name, "--api", &url]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
+    Workload::new(14).run(&mut conn, 100).await;
     wait_state("Running");
+    Workload::new(15).run(&mut conn, 50).await;
     s.wait_equal(&pipe.db, TABLES, RUNNING_WITHIN, &daemon)
         .await;
+    let leftovers = s.ch(&format!(
+        "SELECT count() FROM system.tables WHERE database = '{}' AND name LIKE '%\\_resync'",
+        pipe.db
+    ));
+    assert_eq!(
+        leftovers.trim(),
+        "0",
+        "the swapped-out tables must be dropped"
+    );
 
     // `status --api` (no config): the live view with progress bars, and JSON lines.
     let (code, stdout, stderr) = tributary(&["status", "--api", &url]);
