@@ -1,6 +1,7 @@
 //! A source whose binlog cannot carry row changes is refused with the setting, the value found
-//! and the value required. Its own test binary: it changes a global setting of the shared test
-//! server, and test binaries run one after another.
+//! and the value required, and so is a binlog retention too short for the snapshot. Its own test
+//! binary: it changes global settings of the shared test server, and test binaries run one
+//! after another.
 
 mod support;
 
@@ -9,10 +10,15 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use support::{servers, Daemon, Pipe};
+use tokio::sync::Mutex;
+
+/// The tests here change global settings of the shared server: one at a time.
+static GLOBALS: Mutex<()> = Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread")]
 async fn statement_binlog_format_is_refused() {
     let Some(s) = servers() else { return };
+    let _globals = GLOBALS.lock().await;
     let pipe = Pipe::new("stmt");
     let mut conn = s.mysql().await;
     s.exec(
@@ -70,6 +76,7 @@ async fn statement_binlog_format_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn short_binlog_retention_fails_the_check() {
     let Some(s) = servers() else { return };
+    let _globals = GLOBALS.lock().await;
     let pipe = Pipe::new("retention");
     let mut conn = s.mysql().await;
     s.exec(
@@ -91,6 +98,21 @@ async fn short_binlog_retention_fails_the_check() {
         .args(["check", "--config", config.to_str().expect("path")])
         .output()
         .expect("run check");
+    // `run` refuses the snapshot too: the pipe fails in Provisioning with the numbers.
+    let mut daemon = Daemon::start(&config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s
+        .ch_try(&format!(
+            "SELECT to_state FROM `{}_state`.pipe_state ORDER BY seq DESC LIMIT 1",
+            pipe.db
+        ))
+        .map(|t| t.trim() != "Failed")
+        .unwrap_or(true)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = daemon.terminate(Duration::from_secs(10));
     conn.query_drop(format!(
         "SET GLOBAL binlog_expire_logs_seconds = {}",
         before.unwrap_or_else(|| "0".into())
@@ -102,6 +124,12 @@ async fn short_binlog_retention_fails_the_check() {
     assert!(
         stdout.contains("FAIL binlog retention: 600 s, required"),
         "{stdout}"
+    );
+    assert_eq!(code, Some(1), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(
+        log.contains("binlog retention") && log.contains("600 s"),
+        "{log}"
     );
     s.cleanup(&pipe).await;
 }

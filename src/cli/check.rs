@@ -2,18 +2,13 @@
 //! required); exit code 1 on any FAIL. `run` refuses to start on the same failures.
 
 use std::process::ExitCode;
-use std::time::Instant;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
 
 use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig};
 use crate::source::preflight::{self, Level};
 use crate::source::{introspect, ServerFlavor, Source};
-
-/// Rows read from the largest table to measure the source's read rate.
-const SAMPLE_ROWS: u64 = 20_000;
 
 /// Prints one line; returns false on a failure.
 fn report(level: Level, what: &str, detail: &str) -> bool {
@@ -126,7 +121,7 @@ async fn check_pipe(cfg: &PipeConfig) -> bool {
             Err(e) => report(Level::Fail, &what, &e.to_string()),
         };
     }
-    ok &= match estimate_snapshot_secs(&source, &mut conn, &tables).await {
+    ok &= match source.estimate_snapshot_secs(&mut conn, &tables).await {
         Ok(estimate) => {
             let (level, text) =
                 preflight::check_retention(preflight::retention_seconds(&vars), estimate);
@@ -139,41 +134,4 @@ async fn check_pipe(cfg: &PipeConfig) -> bool {
         ),
     };
     ok
-}
-
-/// Seconds a snapshot of `tables` takes at the read rate measured on the largest of them
-/// (one connection: a conservative figure, the snapshot reads in parallel).
-async fn estimate_snapshot_secs(
-    source: &Source,
-    conn: &mut Conn,
-    tables: &[(String, String)],
-) -> crate::error::Result<u64> {
-    let mut total = 0u64;
-    let mut largest: Option<(&str, &str, u64)> = None;
-    for (db, table) in tables {
-        let rows: Option<Option<u64>> = source
-            .run(conn.exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (db, table),
-            ))
-            .await?;
-        let rows = rows.flatten().unwrap_or(0);
-        total += rows;
-        if largest.is_none_or(|(_, _, r)| rows > r) {
-            largest = Some((db, table, rows));
-        }
-    }
-    let Some((db, table, _)) = largest else {
-        return Ok(0);
-    };
-    let sql = format!(
-        "SELECT * FROM `{}`.`{}` LIMIT {SAMPLE_ROWS}",
-        db.replace('`', "``"),
-        table.replace('`', "``")
-    );
-    let started = Instant::now();
-    let sample: Vec<mysql_async::Row> = source.run(conn.exec(sql, ())).await?;
-    let secs = started.elapsed().as_secs_f64().max(1e-3);
-    let rate = (sample.len() as f64 / secs).max(1.0);
-    Ok((total as f64 / rate).ceil() as u64)
 }

@@ -143,6 +143,11 @@ impl Batch {
         self.committed_rows
     }
 
+    /// Bytes of RowBinary held, open transaction included.
+    pub fn bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.data.len()).sum()
+    }
+
     /// Takes the rows of committed transactions out of the batch, with the position they end
     /// at. Inside an open transaction (only at shutdown) the open part stays behind.
     pub fn take_committed(&mut self) -> (Vec<Taken>, Option<Position>) {
@@ -265,6 +270,14 @@ mod tests {
             [0, 0, 1],
             "the open transaction's count stays"
         );
+    }
+
+    #[test]
+    fn bytes_count_every_table() {
+        let mut b = Batch::new(2, 1);
+        put(&mut b, 0, 1);
+        put(&mut b, 1, 2);
+        assert_eq!(b.bytes(), 2 * (1 + 8 + 1));
     }
 
     #[test]

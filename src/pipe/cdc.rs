@@ -163,7 +163,9 @@ impl Cdc<'_> {
         loop {
             let due = Instant::now() >= deadline;
             if !batch.in_transaction()
-                && (batch.rows() >= self.cfg.sync.batch_rows || (due && batch.position.is_some()))
+                && (batch.rows() >= self.cfg.sync.batch_rows
+                    || batch.bytes() >= MAX_BATCH_BYTES
+                    || (due && batch.position.is_some()))
             {
                 self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder)
                     .await?;
@@ -306,6 +308,11 @@ impl Cdc<'_> {
         }
     }
 }
+
+/// A batch closes at this many bytes of RowBinary even below `batch_rows` (wide rows), at the
+/// next transaction boundary, so memory stays bounded; a single transaction larger than this is
+/// still kept whole, since a batch never splits one.
+const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// Attempts of one write before the session restarts from the checkpoint (about 10 minutes of
 /// backoff: a ClickHouse restart or a long overload).

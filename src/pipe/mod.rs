@@ -33,6 +33,7 @@ use crate::source::{introspect, preflight, Source};
 use crate::state::{Checkpoint, StateStore};
 use control::{Command, PipeHandle, Request};
 use lifecycle::PipeState;
+use mysql_async::prelude::Queryable;
 use recorder::Recorder;
 
 /// How a pipe task ended.
@@ -234,8 +235,15 @@ impl Runner {
             return Ok(Drive::Outcome(Outcome::Stopped));
         };
         let mut conn = source.conn().await?;
-        let vars = source.variables(&mut conn, preflight::variables()).await?;
+        let names =
+            preflight::variables().chain(["binlog_expire_logs_seconds", "expire_logs_days"]);
+        let vars = source.variables(&mut conn, names).await?;
         preflight::check_settings(&vars)?;
+        // Grants can come through roles SHOW GRANTS does not expand: a warning, not a stop.
+        let grants: Vec<String> = source.run(conn.query("SHOW GRANTS")).await?;
+        if let (preflight::Level::Fail, text) = preflight::check_grants(&grants) {
+            warn!(pipe = %self.cfg.name, "source privileges: {text}");
+        }
         self.recorder
             .enter(
                 PipeState::Setup,
@@ -249,9 +257,27 @@ impl Runner {
         let overrides = self.store.overrides().await?;
         let plans =
             introspect::plan_tables(&source, &mut conn, &self.cfg.tables, &overrides).await?;
-        drop(conn);
         let checkpoint = self.store.checkpoint().await?;
         let fresh = self.resync_requested || resuming_resync;
+        if (checkpoint.is_none() && self.cfg.mode != Mode::CdcOnly) || fresh {
+            // CDC starts where the snapshot starts: its binlogs must outlive the load.
+            let names: Vec<(String, String)> = plans
+                .iter()
+                .map(|p| (p.def.db.clone(), p.def.name.clone()))
+                .collect();
+            let estimate = source.estimate_snapshot_secs(&mut conn, &names).await?;
+            let retention = preflight::retention_seconds(&vars);
+            if let (preflight::Level::Fail, text) = preflight::check_retention(retention, estimate)
+            {
+                return Err(Error::InvalidSourceSetting {
+                    setting: "binlog retention".into(),
+                    actual: retention.map_or("unlimited".into(), |r| format!("{r} s")),
+                    expected: format!("at least {} s", preflight::required_retention(estimate)),
+                    hint: text,
+                });
+            }
+        }
+        drop(conn);
         let plans = self
             .setup_target(plans, checkpoint.as_ref().map(|c| c.seq), fresh)
             .await?;

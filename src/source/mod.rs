@@ -5,12 +5,16 @@ pub(crate) mod position;
 pub(crate) mod preflight;
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
 use crate::config::{Flavor, SourceConfig};
 use crate::error::{Error, Result};
+
+/// Rows read from the largest table to measure the source's read rate.
+const SAMPLE_ROWS: u64 = 20_000;
 pub(crate) use position::Position;
 
 /// The server family actually found, which decides the binlog dialect and position queries.
@@ -111,6 +115,44 @@ impl Source {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect())
+    }
+
+    /// Seconds a snapshot of `tables` takes at the read rate measured on the largest of them
+    /// (one connection: a conservative figure, the snapshot reads in parallel).
+    pub async fn estimate_snapshot_secs(
+        &self,
+        conn: &mut Conn,
+        tables: &[(String, String)],
+    ) -> Result<u64> {
+        let source = self;
+        let mut total = 0u64;
+        let mut largest: Option<(&str, &str, u64)> = None;
+        for (db, table) in tables {
+            let rows: Option<Option<u64>> = source
+            .run(conn.exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            ))
+            .await?;
+            let rows = rows.flatten().unwrap_or(0);
+            total += rows;
+            if largest.is_none_or(|(_, _, r)| rows > r) {
+                largest = Some((db, table, rows));
+            }
+        }
+        let Some((db, table, _)) = largest else {
+            return Ok(0);
+        };
+        let sql = format!(
+            "SELECT * FROM `{}`.`{}` LIMIT {SAMPLE_ROWS}",
+            db.replace('`', "``"),
+            table.replace('`', "``")
+        );
+        let started = Instant::now();
+        let sample: Vec<mysql_async::Row> = source.run(conn.exec(sql, ())).await?;
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        let rate = (sample.len() as f64 / secs).max(1.0);
+        Ok((total as f64 / rate).ceil() as u64)
     }
 
     /// Fails with "resync required" when `position`'s binlog file is no longer on the server.

@@ -123,6 +123,11 @@ pub(crate) fn retention_seconds(vars: &HashMap<String, String>) -> Option<u64> {
     }
 }
 
+/// Seconds of binlog retention a snapshot of `estimated_snapshot_secs` needs.
+pub(crate) fn required_retention(estimated_snapshot_secs: u64) -> u64 {
+    estimated_snapshot_secs.saturating_mul(2) + RETENTION_MARGIN_SECS
+}
+
 /// The retention check: binlogs must outlive the snapshot (CDC starts from its beginning)
 /// twice over, plus [`RETENTION_MARGIN_SECS`].
 pub(crate) fn check_retention(
