@@ -15,6 +15,36 @@ use tokio::sync::Mutex;
 /// The tests here change global settings of the shared server: one at a time.
 static GLOBALS: Mutex<()> = Mutex::const_new(());
 
+/// Runs `tributary check`, then the daemon until its pipe is Failed (it stays up waiting for
+/// `resume`/`resync`) and SIGTERM; returns the check's output and the daemon's exit code.
+/// Never panics, so that the caller restores the server's settings first.
+async fn check_and_run(
+    s: &support::Servers,
+    pipe: &Pipe,
+    config: &std::path::Path,
+) -> (std::process::Output, Option<i32>, Daemon) {
+    let check = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["check", "--config", config.to_str().expect("path")])
+        .output()
+        .expect("run check");
+    let mut daemon = Daemon::start(config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let state_sql = format!(
+        "SELECT to_state FROM `{}_state`.pipe_state ORDER BY seq DESC LIMIT 1",
+        pipe.db
+    );
+    while s
+        .ch_try(&state_sql)
+        .map(|t| t.trim() != "Failed")
+        .unwrap_or(true)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = daemon.terminate(Duration::from_secs(10));
+    (check, code, daemon)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn statement_binlog_format_is_refused() {
     let Some(s) = servers() else { return };
@@ -32,25 +62,7 @@ async fn statement_binlog_format_is_refused() {
     let config = s.config(&pipe, "");
     s.exec(&mut conn, "SET GLOBAL binlog_format = 'STATEMENT'")
         .await;
-    let check = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["check", "--config", config.to_str().expect("path")])
-        .output()
-        .expect("run check");
-    let mut daemon = Daemon::start(&config);
-    // A Failed pipe stays up waiting for `resume`/`resync`; SIGTERM then exits with 1.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while s
-        .ch_try(&format!(
-            "SELECT to_state FROM `{}_state`.pipe_state ORDER BY seq DESC LIMIT 1",
-            pipe.db
-        ))
-        .map(|t| t.trim() != "Failed")
-        .unwrap_or(true)
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let code = daemon.terminate(Duration::from_secs(10));
+    let (check, code, daemon) = check_and_run(&s, &pipe, &config).await;
     // Restore before asserting, so that a failure here does not break the tests after it.
     conn.query_drop("SET GLOBAL binlog_format = 'ROW'")
         .await
@@ -94,25 +106,7 @@ async fn short_binlog_retention_fails_the_check() {
         .expect("read retention");
     s.exec(&mut conn, "SET GLOBAL binlog_expire_logs_seconds = 600")
         .await;
-    let check = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["check", "--config", config.to_str().expect("path")])
-        .output()
-        .expect("run check");
-    // `run` refuses the snapshot too: the pipe fails in Provisioning with the numbers.
-    let mut daemon = Daemon::start(&config);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while s
-        .ch_try(&format!(
-            "SELECT to_state FROM `{}_state`.pipe_state ORDER BY seq DESC LIMIT 1",
-            pipe.db
-        ))
-        .map(|t| t.trim() != "Failed")
-        .unwrap_or(true)
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let code = daemon.terminate(Duration::from_secs(10));
+    let (check, code, daemon) = check_and_run(&s, &pipe, &config).await;
     conn.query_drop(format!(
         "SET GLOBAL binlog_expire_logs_seconds = {}",
         before.unwrap_or_else(|| "0".into())
