@@ -62,7 +62,9 @@ pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 const DEFINITE_SERVER_ERRORS: &[u16] = &[
     1045, // access denied
     1049, // unknown database
+    1054, // unknown column: the table changed under a snapshot read; resync reloads it
     1142, // command denied
+    1146, // table does not exist: dropped under a snapshot read
     1227, // access denied; need privilege
     1236, // binlog: could not find first log file / position purged
 ];
@@ -106,4 +108,38 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     let exp = BASE_MS.saturating_mul(1u64 << attempt.min(10)).min(MAX_MS);
     let jitter = rand::random_range(0..=exp / 4);
     Duration::from_millis(exp - exp / 8 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16) -> Error {
+        Error::Source {
+            url: "mysql://x".into(),
+            source: Box::new(mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: "m".into(),
+                state: "HY000".into(),
+            })),
+        }
+    }
+
+    #[test]
+    fn server_errors_are_classified_once() {
+        // A lock wait or a restart: retry. A purged binlog, a missing privilege, a table that
+        // changed under a read: retrying cannot help.
+        assert!(server_error(1205).is_transient());
+        assert!(server_error(1927).is_transient());
+        for definite in [1045, 1054, 1146, 1227, 1236] {
+            assert!(!server_error(definite).is_transient(), "{definite}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= Duration::from_millis(600));
+        assert!(backoff(20) <= Duration::from_secs(31));
+        assert!(backoff(3) > backoff(0));
+    }
 }
