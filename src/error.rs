@@ -138,8 +138,16 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) <= Duration::from_millis(600));
-        assert!(backoff(20) <= Duration::from_secs(31));
-        assert!(backoff(3) > backoff(0));
+        // Each wait is its step ±12.5 % (jitter); steps double from 0.5 s and stop at 30 s.
+        for _ in 0..100 {
+            let first = backoff(0);
+            assert!((437..=563).contains(&first.as_millis()), "{first:?}");
+            let capped = backoff(20);
+            assert!(
+                (26_250..=33_750).contains(&capped.as_millis()),
+                "{capped:?}"
+            );
+            assert!(backoff(3) > backoff(0));
+        }
     }
 }
