@@ -287,17 +287,22 @@ fn clamp_datetime(micros: i64) -> i64 {
     )
 }
 
+/// Days in month `m` of year `y` (proleptic Gregorian); `None` for a month outside 1..=12.
+pub(crate) fn days_in_month(y: i64, m: i64) -> Option<i64> {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 if leap => Some(29),
+        2 => Some(28),
+        _ => None,
+    }
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date; `None` for zero or invalid dates.
 fn civil_days(y: u16, m: u8, d: u8) -> Option<i64> {
     let (y, m, d) = (i64::from(y), i64::from(m), i64::from(d));
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_len = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
+    let month_len = days_in_month(y, m)?;
     if y == 0 || d == 0 || d > month_len {
         return None;
     }

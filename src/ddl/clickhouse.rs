@@ -629,15 +629,8 @@ fn parse_day(t: &str) -> Result<Option<String>, String> {
     let (Some(y), Some(m), Some(d)) = (num(y, 4), num(m, 2), num(d, 2)) else {
         return Err(bad());
     };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_len = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => 0,
-    };
-    if d == 0 || d > month_len {
+    let month_len = crate::decode::days_in_month(i64::from(y), i64::from(m)).unwrap_or(0);
+    if d == 0 || i64::from(d) > month_len {
         return Ok(None);
     }
     if !(1900..=2299).contains(&y) {

@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 use crate::clickhouse::ddl::{create_database_sql, create_table_sql, ident};
 use crate::clickhouse::Target;
 use crate::config::{Mode, PipeConfig};
+use crate::ddl::clickhouse::truncate_sql;
 use crate::error::{backoff, Error, Result};
 use crate::metrics;
 use crate::schema::TablePlan;
@@ -514,15 +515,6 @@ impl Runner {
         self.recorder
             .enter(PipeState::Modifying, &format!("adding {table}"))
             .await?;
-        // A table added again may hold rows of its earlier replication, some with versions
-        // higher than the reload's: start it empty.
-        let target = options_target(&self.cfg, table, name);
-        let truncate = format!(
-            "TRUNCATE TABLE IF EXISTS {}.{}",
-            ident(&self.cfg.target.database),
-            ident(&target)
-        );
-        self.target.execute(&truncate, &[]).await?;
         let mut conn = source.conn().await?;
         let def = introspect::table_def(source, &mut conn, db, name).await?;
         drop(conn);
@@ -534,6 +526,10 @@ impl Runner {
             .cloned()
             .unwrap_or_default();
         let plan = TablePlan::new(def, &options).map_err(Error::State)?;
+        // A table added again may hold rows of its earlier replication, some with versions
+        // higher than the reload's: start it empty.
+        let truncate = truncate_sql(&self.cfg.target.database, &plan);
+        self.target.execute(&truncate, &[]).await?;
         let plan = self
             .setup_target(vec![plan], Some(checkpoint.seq), true)
             .await?
@@ -644,15 +640,6 @@ impl Runner {
         }
         Ok(true)
     }
-}
-
-/// The target table name of `table` (`db.name`) per the pipe's options.
-fn options_target(cfg: &PipeConfig, table: &str, name: &str) -> String {
-    cfg.tables
-        .options
-        .get(table)
-        .and_then(|o| o.target.clone())
-        .unwrap_or_else(|| name.to_owned())
 }
 
 /// Server ids picked when none is configured: high, to stay clear of ids operators assign.

@@ -135,6 +135,27 @@ struct TableProgress {
     seq: AtomicU64,
 }
 
+impl TableProgress {
+    /// Stores the table's progress (rows so far, and whether it is done) in the state and in
+    /// the pipe's status.
+    async fn record(&self, loader: &Loader<'_>, table: &str, done: bool) -> Result<()> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let rows = self.rows.load(Ordering::Relaxed);
+        loader.handle.update(|s| {
+            let t = s.tables.entry(table.to_owned()).or_default();
+            t.rows_done = rows;
+            t.done = done;
+        });
+        let progress = Progress {
+            seq,
+            rows,
+            done,
+            ..Progress::default()
+        };
+        loader.store.save_progress(table, &progress).await
+    }
+}
+
 async fn load_table(
     loader: &Loader<'_>,
     pool: &Pool,
@@ -206,24 +227,7 @@ async fn load_table(
     if *shutdown.borrow() && store.partitions(&table).await?.iter().any(|p| p.done == 0) {
         return Ok(false);
     }
-    let rows = counters.rows.load(Ordering::Relaxed);
-    let seq = counters.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    store
-        .save_progress(
-            &table,
-            &Progress {
-                seq,
-                rows,
-                done: true,
-                ..Progress::default()
-            },
-        )
-        .await?;
-    loader.handle.update(|s| {
-        let t = s.tables.entry(table.clone()).or_default();
-        t.rows_done = rows;
-        t.done = true;
-    });
+    counters.record(loader, &table, true).await?;
     log_progress(&table, &counters, estimate, rows_at_start, started);
     Ok(true)
 }
@@ -268,21 +272,7 @@ impl TableLoad<'_> {
                 },
             )
             .await?;
-        let seq = self.counters.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let rows = self.counters.rows.load(Ordering::Relaxed);
-        self.loader.handle.update(|s| {
-            s.tables.entry(table.clone()).or_default().rows_done = rows;
-        });
-        store
-            .save_progress(
-                &table,
-                &Progress {
-                    seq,
-                    rows,
-                    ..Progress::default()
-                },
-            )
-            .await
+        self.counters.record(self.loader, &table, false).await
     }
     /// Streams one partition into one INSERT; returns the rows written.
     async fn load_partition(&self, conn: &mut Conn, range: &Range) -> Result<u64> {
