@@ -36,6 +36,7 @@ const PIPE_STATE: &str = "tributary_pipe_state";
 const ERRORS: &str = "tributary_errors_total";
 const RETRIES: &str = "tributary_retries_total";
 const CLAMPED_VALUES: &str = "tributary_clamped_values_total";
+const SPILLS: &str = "tributary_cdc_spills_total";
 const BUILD_INFO: &str = "tributary_build_info";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -90,6 +91,10 @@ fn describe() {
     describe_counter!(
         CLAMPED_VALUES,
         "Source values ClickHouse cannot hold that were clamped by the documented rule (zero, invalid or out-of-range dates)."
+    );
+    describe_counter!(
+        SPILLS,
+        "Parts of transactions larger than the batch byte cap written before their commit, per pipe."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version label is tributary's.");
 }
@@ -147,6 +152,11 @@ pub(crate) fn error(pipe: &str, kind: &str) {
 /// One retry of `what` (e.g. `source_connect`, `flush`) after a transient error.
 pub(crate) fn retry(pipe: &str, what: &str) {
     counter!(RETRIES, "pipe" => pipe.to_owned(), "what" => what.to_owned()).increment(1);
+}
+
+/// One part of a transaction too large to hold written before its commit.
+pub(crate) fn spilled(pipe: &str) {
+    counter!(SPILLS, "pipe" => pipe.to_owned()).increment(1);
 }
 
 /// Publishes [`crate::decode::CLAMPED_VALUES`] (process-wide: the decoder does not know the

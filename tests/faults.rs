@@ -213,17 +213,11 @@ async fn daemon_killed_at_ten_random_moments_recovers_every_time() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn purged_binlog_fails_with_resync_required_and_resync_recovers() {
-    let Some(s) = servers() else { return };
-    let _serial = SERIAL.lock().await;
-    let (pipe, mut conn, mut daemon) = start(&s, "purged").await;
-    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
-    // Changes the stopped pipe has not read, then the binlogs holding them purged.
-    Workload::new(21).run(&mut conn, 100).await;
-    s.exec(&mut conn, "FLUSH BINARY LOGS").await;
-    // The stopped pipe's dump thread may linger on the server until its next write, and a
-    // binlog in use is not purged: end it, then purge until only the newest file is left.
+/// Ends the lingering dump threads, then purges until only the newest binlog is left.
+async fn purge_all_but_the_newest_binlog(s: &Servers, conn: &mut mysql_async::Conn) {
+    s.exec(conn, "FLUSH BINARY LOGS").await;
+    // A stopped dump thread may linger on the server until its next write, and a binlog in use
+    // is not purged: end it, then purge until only the newest file is left.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let dumps: Vec<u64> = conn
@@ -239,27 +233,77 @@ async fn purged_binlog_fails_with_resync_required_and_resync_recovers() {
             conn.query("SHOW BINARY LOGS").await.expect("binary logs");
         let last: String = logs.last().and_then(|r| r.get(0)).expect("a binlog");
         if logs.len() == 1 {
-            break;
+            return;
         }
-        s.exec(&mut conn, &format!("PURGE BINARY LOGS TO '{last}'"))
+        s.exec(conn, &format!("PURGE BINARY LOGS TO '{last}'"))
             .await;
         assert!(Instant::now() < deadline, "binlogs could not be purged");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
-    let daemon = Daemon::start(&s.config(&pipe, ""));
-    s.wait_for_state(&pipe, "Failed", Duration::from_secs(60));
-    let reason = s.ch(&format!(
+fn failures(s: &Servers, pipe: &Pipe) -> usize {
+    s.ch(&format!(
+        "SELECT count() FROM `{}_state`.pipe_state WHERE to_state = 'Failed'",
+        pipe.db
+    ))
+    .trim()
+    .parse()
+    .expect("count")
+}
+
+fn wait_for_failures(s: &Servers, pipe: &Pipe, count: usize, daemon: &Daemon) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while failures(s, pipe) < count {
+        assert!(
+            Instant::now() < deadline,
+            "pipe did not fail (state {})\n{}",
+            s.state(pipe),
+            support::tail(&daemon.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    s.ch(&format!(
         "SELECT reason FROM `{}_state`.pipe_state WHERE to_state = 'Failed' ORDER BY seq DESC LIMIT 1",
         pipe.db
-    ));
-    assert!(reason.contains("resync required"), "{reason}");
-    assert!(
-        reason.contains("oldest binlog on the server is"),
-        "{reason}"
-    );
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purged_binlog_fails_with_resync_required_and_resync_recovers() {
+    let Some(s) = servers() else { return };
+    let _serial = SERIAL.lock().await;
+    let (pipe, mut conn, mut daemon) = start(&s, "purged").await;
+    // Paused, the pipe reads no binlog, so nothing holds the files it needs: changes it has
+    // not read are purged under it, and the periodic check notices.
+    let answer = pipe
+        .api()
+        .post(&format!("/v1/pipes/{}/pause", pipe.name), "")
+        .expect("pause");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    s.wait_for_state(&pipe, "Paused", Duration::from_secs(30));
+    Workload::new(21).run(&mut conn, 100).await;
+    purge_all_but_the_newest_binlog(&s, &mut conn).await;
+    let reason = wait_for_failures(&s, &pipe, 1, &daemon);
+    for expected in [
+        "resync required",
+        "oldest binlog on the server is",
+        "domain 0 needs the events after",
+    ] {
+        assert!(reason.contains(expected), "{expected:?} not in {reason}");
+    }
     eprintln!(
-        "fault report: binlog purged past the checkpoint: Failed with `{}`",
+        "fault report: binlog purged under a paused pipe: Failed with `{}`",
+        reason.trim()
+    );
+
+    // A restart checks again before replicating: Failed again, same cause.
+    daemon.terminate(Duration::from_secs(30));
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    let reason = wait_for_failures(&s, &pipe, 2, &daemon);
+    assert!(reason.contains("resync required"), "{reason}");
+    eprintln!(
+        "fault report: restarted on the purged checkpoint: Failed with `{}`",
         reason.trim()
     );
 
@@ -272,4 +316,43 @@ async fn purged_binlog_fails_with_resync_required_and_resync_recovers() {
     s.wait_for_state(&pipe, "Running", Duration::from_secs(120));
     Workload::new(22).run(&mut conn, 50).await;
     finish(&s, &pipe, daemon, "binlog purged, then resync").await;
+}
+
+/// A new primary has the same GTIDs under other binlog file names: a checkpoint whose file the
+/// server never had resumes by its GTID state (by file offset it could only fail).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_in_a_binlog_file_the_server_never_had_resumes_by_gtid() {
+    let Some(s) = servers() else { return };
+    let _serial = SERIAL.lock().await;
+    let (pipe, mut conn, mut daemon) = start(&s, "gtid").await;
+    Workload::new(31).run(&mut conn, 100).await;
+    s.wait_equal(&pipe.db, TABLES, EQUAL_WITHIN, &daemon).await;
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    Workload::new(32).run(&mut conn, 100).await;
+    let state = format!("`{}_state`.checkpoints", pipe.db);
+    s.ch(&format!(
+        "INSERT INTO {state} (pipe, seq, file, pos, gtid, next_version) \
+         SELECT pipe, seq + 1, 'elsewhere-bin.000042', 4, gtid, next_version FROM {state} \
+         ORDER BY seq DESC LIMIT 1"
+    ));
+    let gtid = s.ch(&format!(
+        "SELECT gtid FROM {state} ORDER BY seq DESC LIMIT 1"
+    ));
+    assert!(!gtid.trim().is_empty(), "the checkpoint has no GTID state");
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    background_load(&s, &pipe, 33, 200).await.expect("load");
+    s.wait_equal(&pipe.db, TABLES, EQUAL_WITHIN, &daemon).await;
+    let log = daemon.log_text();
+    assert!(
+        log.contains("elsewhere-bin.000042") && log.contains("by=GTID"),
+        "{}",
+        support::tail(&log, 30)
+    );
+    finish(
+        &s,
+        &pipe,
+        daemon,
+        &format!("checkpoint file renamed, resumed by GTID {}", gtid.trim()),
+    )
+    .await;
 }

@@ -5,6 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use mysql_async::prelude::Queryable;
+
 use support::workload::{Workload, DDL, TABLES};
 use support::{servers, Daemon, Kind, Pipe, Table};
 
@@ -285,6 +287,74 @@ async fn cdc_only_replicates_changes_from_its_start_without_a_snapshot() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    s.cleanup(&pipe).await;
+}
+
+/// A transaction larger than the 64 MB batch cap is written in parts before its commit (memory
+/// stays bounded) and still arrives exactly, with the rows after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_larger_than_the_batch_cap_arrives_whole() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("bigtx");
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE big (id INT PRIMARY KEY, body LONGTEXT, n INT)",
+    )
+    .await;
+    let mut daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", Duration::from_secs(60));
+    // 320 rows of 256 KiB: 80 MiB of row data in one transaction, then rows after it.
+    s.exec(&mut conn, "BEGIN").await;
+    s.exec(
+        &mut conn,
+        "INSERT INTO big SELECT seq, REPEAT(CHAR(65 + seq % 26), 262144), seq FROM seq_1_to_320",
+    )
+    .await;
+    s.exec(&mut conn, "UPDATE big SET n = -n WHERE id % 7 = 0")
+        .await;
+    s.exec(&mut conn, "DELETE FROM big WHERE id % 11 = 0").await;
+    s.exec(&mut conn, "COMMIT").await;
+    s.exec(&mut conn, "INSERT INTO big VALUES (1000, 'after', 1)")
+        .await;
+    let source: Vec<(i32, String, i32)> = conn
+        .query("SELECT id, MD5(body), n FROM big ORDER BY id")
+        .await
+        .expect("source rows");
+    let source: Vec<String> = source
+        .into_iter()
+        .map(|(id, md5, n)| format!("{id}\t{md5}\t{n}"))
+        .collect();
+    let deadline = std::time::Instant::now() + EQUAL_WITHIN;
+    loop {
+        let target = s.ch(&format!(
+            "SELECT id, lower(hex(MD5(body))), n FROM `{}`.big FINAL \
+             WHERE _tributary_is_deleted = 0 ORDER BY id FORMAT TSV",
+            pipe.db
+        ));
+        if target.lines().collect::<Vec<_>>() == source {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "target differs: {} rows vs {} in the source\n{}",
+            target.lines().count(),
+            source.len(),
+            support::tail(&daemon.log_text(), 20)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let metrics = pipe.api().get("/metrics").expect("metrics").body;
+    let spills = metrics
+        .lines()
+        .find(|l| l.starts_with("tributary_cdc_spills_total{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        spills >= 1.0,
+        "no part written before the commit:\n{metrics}"
+    );
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     s.cleanup(&pipe).await;
 }

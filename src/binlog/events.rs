@@ -239,7 +239,18 @@ impl Decoder {
                         batch.begin()
                     }
                     "COMMIT" | "XA" => batch.commit(self.position(event)),
-                    "ROLLBACK" if !query.to_ascii_uppercase().contains(" TO ") => batch.rollback(),
+                    "ROLLBACK" if !query.to_ascii_uppercase().contains(" TO ") => {
+                        if !batch.rollback() {
+                            // Only a transaction that also changed non-transactional tables
+                            // reaches the binlog with a ROLLBACK, and this one was too large
+                            // to hold: its first rows are already in the target.
+                            return Err(self.binlog_error(
+                                event,
+                                "a rolled-back transaction larger than the batch byte cap was \
+                                 partly written to the target; resync required",
+                            ));
+                        }
+                    }
                     "SAVEPOINT" | "ROLLBACK" => {}
                     _ => {
                         if self.note_ddl(&q.schema(), &query, event) {

@@ -123,6 +123,41 @@ impl GtidState {
         Some(state)
     }
 
+    /// Parses a GTID list where a domain may appear once per server (a GTID_LIST event, as
+    /// `SHOW BINLOG EVENTS` prints it: `[0-1-100,0-2-90]`), keeping each domain's highest.
+    pub fn parse_list(s: &str) -> Option<GtidState> {
+        let mut state = GtidState::default();
+        let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
+        for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let one = GtidState::parse(part)?;
+            state.merge(&one.domains.into_values().collect::<Vec<_>>());
+        }
+        Some(state)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty()
+    }
+
+    /// Whether a dump from this state can be served by binlogs whose oldest file starts at
+    /// `oldest` (its GTID_LIST): every domain logged before that file must be one this state
+    /// has already reached. Returns the first domain that cannot be served.
+    pub fn missing_from(&self, oldest: &GtidState) -> Option<String> {
+        oldest.domains.values().find_map(|first| {
+            match self.domains.get(&first.domain) {
+                Some(ours) if ours.seq >= first.seq => None,
+                Some(ours) => Some(format!(
+                    "domain {} needs the events after {ours}, but the oldest binlog starts after {first}",
+                    first.domain
+                )),
+                None => Some(format!(
+                    "domain {} is not in the position, and the oldest binlog starts after {first}",
+                    first.domain
+                )),
+            }
+        })
+    }
+
     /// A new event group: its GTID is now its domain's last.
     pub fn record(&mut self, gtid: Gtid) {
         self.domains.insert(gtid.domain, gtid);
@@ -313,6 +348,30 @@ pub(crate) fn compress_record(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_is_served_only_by_binlogs_starting_at_or_before_it() {
+        let oldest = GtidState::parse_list("[0-1-100,0-2-90,1-3-7]").unwrap();
+        assert_eq!(oldest.to_string(), "0-1-100,1-3-7");
+        let state = |s| GtidState::parse(s).unwrap();
+        assert_eq!(state("0-1-100,1-3-9").missing_from(&oldest), None);
+        assert_eq!(state("0-2-150,1-3-7,2-1-1").missing_from(&oldest), None);
+        let behind = state("0-1-99,1-3-9").missing_from(&oldest).unwrap();
+        assert!(
+            behind.contains("domain 0 needs the events after 0-1-99"),
+            "{behind}"
+        );
+        let absent = state("0-1-100").missing_from(&oldest).unwrap();
+        assert!(
+            absent.contains("domain 1 is not in the position"),
+            "{absent}"
+        );
+        assert_eq!(
+            state("0-1-1").missing_from(&GtidState::parse_list("[]").unwrap()),
+            None
+        );
+        assert!(GtidState::parse_list("[0-1-x]").is_none());
+    }
 
     #[test]
     fn gtid_state_follows_groups_and_lists() {

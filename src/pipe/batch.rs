@@ -51,6 +51,9 @@ struct Mark {
     lens: Vec<(usize, usize)>,
     ops: Vec<[u64; 3]>,
     next_version: u64,
+    /// Some of its rows were already written (see [`Batch::spill`]): it can no longer be
+    /// rolled back here.
+    spilled: bool,
 }
 
 #[derive(Debug)]
@@ -81,6 +84,7 @@ impl Batch {
                 lens: self.tables.iter().map(|t| (t.data.len(), t.rows)).collect(),
                 ops: self.tables.iter().map(|t| t.ops).collect(),
                 next_version: self.next_version,
+                spilled: false,
             });
         }
     }
@@ -127,7 +131,12 @@ impl Batch {
         self.position = Some(position);
     }
 
-    pub fn rollback(&mut self) {
+    /// Drops the open transaction's rows and versions; `false` when some of them were already
+    /// spilled to the target, which cannot be undone.
+    pub fn rollback(&mut self) -> bool {
+        if self.open.as_ref().is_some_and(|m| m.spilled) {
+            return false;
+        }
         if let Some(mark) = self.open.take() {
             for ((t, (len, rows)), ops) in self.tables.iter_mut().zip(mark.lens).zip(mark.ops) {
                 t.data.truncate(len);
@@ -136,6 +145,41 @@ impl Batch {
             }
             self.next_version = mark.next_version;
         }
+        true
+    }
+
+    /// The version after the last committed transaction: what a checkpoint at `position`
+    /// records as the next one.
+    pub fn committed_version(&self) -> u64 {
+        self.open
+            .as_ref()
+            .map_or(self.next_version, |m| m.next_version)
+    }
+
+    /// Takes every row out, the open transaction's included, to be written before the
+    /// transaction ends; `position` stays, for the checkpoint after its commit. For a
+    /// transaction too large to hold: its rows are written in parts, each under the versions
+    /// a replay from the previous checkpoint gives them again.
+    pub fn spill(&mut self) -> Vec<Taken> {
+        let mut out = Vec::new();
+        for (i, t) in self.tables.iter_mut().enumerate() {
+            let ops = std::mem::take(&mut t.ops);
+            if t.rows > 0 {
+                out.push(Taken {
+                    table: i,
+                    data: std::mem::take(&mut t.data),
+                    rows: std::mem::take(&mut t.rows),
+                    ops,
+                });
+            }
+        }
+        if let Some(mark) = &mut self.open {
+            mark.lens.iter_mut().for_each(|l| *l = (0, 0));
+            mark.ops.iter_mut().for_each(|o| *o = [0; 3]);
+            mark.spilled = true;
+        }
+        self.committed_rows = 0;
+        out
     }
 
     /// Row changes of committed transactions.
@@ -269,6 +313,40 @@ mod tests {
             b.tables[0].ops,
             [0, 0, 1],
             "the open transaction's count stays"
+        );
+    }
+
+    #[test]
+    fn a_spilled_transaction_keeps_its_versions_and_cannot_roll_back() {
+        let mut b = Batch::new(2, 5);
+        put(&mut b, 0, 1);
+        b.commit(pos(10));
+        b.begin();
+        put(&mut b, 0, 2);
+        put(&mut b, 1, 3);
+        let spilled = b.spill();
+        assert_eq!(
+            spilled
+                .iter()
+                .map(|t| (t.table, t.rows))
+                .collect::<Vec<_>>(),
+            [(0, 2), (1, 1)]
+        );
+        assert_eq!(b.bytes(), 0);
+        assert_eq!(
+            b.committed_version(),
+            6,
+            "the open transaction is not committed"
+        );
+        assert_eq!(put(&mut b, 1, 4), 8, "versions continue after the spill");
+        assert!(!b.rollback(), "spilled rows cannot be taken back");
+        b.commit(pos(20));
+        assert_eq!(b.committed_version(), 9);
+        let (tables, position) = b.take_committed();
+        assert_eq!(position, Some(pos(20)));
+        assert_eq!(
+            tables.iter().map(|t| (t.table, t.rows)).collect::<Vec<_>>(),
+            [(1, 1)]
         );
     }
 

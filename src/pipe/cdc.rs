@@ -32,7 +32,7 @@ use crate::pipe::control::{Command, PipeHandle, Request};
 use crate::pipe::lifecycle::PipeState;
 use crate::pipe::recorder::Recorder;
 use crate::schema::TablePlan;
-use crate::source::Source;
+use crate::source::{ServerFlavor, Source};
 use crate::state::{Checkpoint, StateStore};
 
 pub(crate) struct Cdc<'a> {
@@ -75,7 +75,10 @@ impl Cdc<'_> {
             {
                 Ok(Session::Exit(exit)) => return Ok(exit),
                 Ok(Session::Paused) => {
-                    match self.paused(recorder, commands, &mut shutdown).await? {
+                    match self
+                        .paused(checkpoint, recorder, commands, &mut shutdown)
+                        .await?
+                    {
                         Some(exit) => return Ok(exit),
                         None => attempt = 0,
                     }
@@ -98,14 +101,21 @@ impl Cdc<'_> {
     /// Waits in Paused for resume (`None`: replicate again), shutdown or a runner command.
     async fn paused(
         &self,
+        checkpoint: &Checkpoint,
         recorder: &mut Recorder,
         commands: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Option<Exit>> {
+        let mut verify = verification_timer();
         loop {
             let request = tokio::select! {
                 request = commands.recv() => request,
                 _ = shutdown.changed() => return Ok(Some(Exit::Shutdown)),
+                _ = verify.tick() => {
+                    // Nothing reads the binlog while paused: this is when it gets purged.
+                    self.verify_position(&checkpoint.position).await?;
+                    continue;
+                }
             };
             let Some(request) = request else {
                 return Ok(Some(Exit::Shutdown));
@@ -144,10 +154,20 @@ impl Cdc<'_> {
         commands: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Session> {
+        if self.source.flavor == ServerFlavor::Mariadb && checkpoint.position.gtid.is_empty() {
+            // A position without its GTID state (a cdc_only start on a server without GTIDs
+            // yet, or an older checkpoint): look it up so that the decoder tracks every domain
+            // and the next checkpoint can resume by GTID.
+            let mut conn = self.source.conn().await?;
+            let (file, pos) = (&checkpoint.position.file, checkpoint.position.pos);
+            if let Some(gtid) = self.source.gtid_at(&mut conn, file, pos).await? {
+                checkpoint.position.gtid = gtid;
+            }
+        }
         let stream = BinlogStream::open(self.source, self.server_id, &checkpoint.position).await?;
+        info!(pipe = %self.cfg.name, position = %checkpoint.position, by = %stream.start, "replicating");
         // Read in a task of its own: the stream keeps flowing while a batch is inserted.
         let mut feed = Feed::spawn(stream, &checkpoint.position);
-        info!(pipe = %self.cfg.name, position = %checkpoint.position, "replicating");
         let mut decoder = self.decoder(plans, &checkpoint.position);
         let mut batch = Batch::new(plans.len(), checkpoint.next_version);
         let insert_sqls = |plans: &[TablePlan]| -> Vec<String> {
@@ -160,6 +180,7 @@ impl Cdc<'_> {
         let inserts_ref = &mut inserts;
         let flush_interval = self.cfg.sync.flush_interval;
         let mut deadline = Instant::now() + flush_interval;
+        let mut verify = verification_timer();
         loop {
             let due = Instant::now() >= deadline;
             if !batch.in_transaction()
@@ -181,6 +202,9 @@ impl Cdc<'_> {
             tokio::select! {
                 queued = feed.next() => {
                     decoder.apply(&queued?.event, &mut batch)?;
+                    if batch.in_transaction() && batch.bytes() >= MAX_BATCH_BYTES {
+                        self.spill(&mut batch, plans, inserts_ref).await?;
+                    }
                     if let Some(change) = decoder.take_schema_change() {
                         // The rows before the DDL, under the old definitions; then the DDL;
                         // then a checkpoint after it, so rows after it are decoded with the new.
@@ -199,6 +223,12 @@ impl Cdc<'_> {
                     }
                 }
                 _ = sleep => {}
+                _ = verify.tick(), if !batch.in_transaction() => {
+                    // Checkpoint what was read first: a file purged after the reader left it
+                    // is no loss once the checkpoint has left it too.
+                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
+                    self.verify_position(&checkpoint.position).await?;
+                }
                 _ = shutdown.changed() => {
                     self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
                     return Ok(Session::Exit(Exit::Shutdown));
@@ -224,6 +254,22 @@ impl Cdc<'_> {
         }
     }
 
+    /// Fails with "resync required" when the source can no longer serve `position`; a check
+    /// that cannot reach the source is only logged (the stream notices a dead source itself).
+    async fn verify_position(&self, position: &crate::source::Position) -> Result<()> {
+        let checked = async {
+            let mut conn = self.source.conn().await?;
+            self.source.check_position(&mut conn, position).await
+        };
+        match checked.await {
+            Err(e) if e.is_transient() => {
+                warn!(pipe = %self.cfg.name, error = %e, "could not verify the binlog position");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Writes the committed rows of `batch`, then the checkpoint. Transient ClickHouse errors
     /// are retried here with the rows kept, so a busy target slows the pipe down but loses
     /// nothing.
@@ -235,11 +281,72 @@ impl Cdc<'_> {
         checkpoint: &mut Checkpoint,
         decoder: &Decoder,
     ) -> Result<()> {
+        // An open transaction's versions (at shutdown) are not consumed: its replay gets them
+        // again.
+        let next_version = batch.committed_version();
         let (tables, position) = batch.take_committed();
         let Some(position) = position else {
             return Ok(());
         };
         let started = Instant::now();
+        let changes = self.write(tables, plans, inserts).await?;
+        let next = Checkpoint {
+            seq: checkpoint.seq + 1,
+            position,
+            next_version,
+        };
+        self.retry(|| self.store.save_checkpoint(&next)).await?;
+        *checkpoint = next;
+        let lag = if decoder.last_event_time == 0 {
+            0
+        } else {
+            chrono_now().saturating_sub(u64::from(decoder.last_event_time))
+        };
+        crate::metrics::flush_seconds(&self.cfg.name, started.elapsed().as_secs_f64());
+        crate::metrics::lag_seconds(&self.cfg.name, lag as f64);
+        self.handle.update(|s| {
+            s.position = Some(checkpoint.position.to_string());
+            s.lag_seconds = Some(lag);
+        });
+        info!(
+            pipe = %self.cfg.name,
+            changes,
+            position = %checkpoint.position,
+            lag_seconds = lag,
+            flush_ms = started.elapsed().as_millis() as u64,
+            "batch applied"
+        );
+        Ok(())
+    }
+
+    /// Writes the rows of a transaction too large to hold before it ends, without a
+    /// checkpoint: a crash before its commit replays it from the previous checkpoint, with the
+    /// same versions, so the rows written now are written again identically.
+    async fn spill(
+        &self,
+        batch: &mut Batch,
+        plans: &[TablePlan],
+        inserts: &[String],
+    ) -> Result<()> {
+        let bytes = batch.bytes();
+        let changes = self.write(batch.spill(), plans, inserts).await?;
+        crate::metrics::spilled(&self.cfg.name);
+        info!(
+            pipe = %self.cfg.name,
+            changes,
+            bytes,
+            "part of a transaction larger than the batch byte cap written; checkpoint after its commit"
+        );
+        Ok(())
+    }
+
+    /// Inserts rows table by table, counting them; returns the row changes written.
+    async fn write(
+        &self,
+        tables: Vec<crate::pipe::batch::Taken>,
+        plans: &[TablePlan],
+        inserts: &[String],
+    ) -> Result<usize> {
         let mut changes = 0;
         for taken in tables {
             let data = Bytes::from(taken.data);
@@ -256,36 +363,8 @@ impl Cdc<'_> {
                 );
             }
         }
-        let next = Checkpoint {
-            seq: checkpoint.seq + 1,
-            position,
-            // One version per row change; an open transaction's (at shutdown) are not consumed:
-            // its replay gets them again.
-            next_version: checkpoint.next_version + changes as u64,
-        };
-        self.retry(|| self.store.save_checkpoint(&next)).await?;
-        *checkpoint = next;
-        let lag = if decoder.last_event_time == 0 {
-            0
-        } else {
-            chrono_now().saturating_sub(u64::from(decoder.last_event_time))
-        };
-        crate::metrics::flush_seconds(&self.cfg.name, started.elapsed().as_secs_f64());
-        crate::metrics::lag_seconds(&self.cfg.name, lag as f64);
-        self.handle.update(|s| {
-            s.position = Some(checkpoint.position.to_string());
-            s.lag_seconds = Some(lag);
-            s.events_applied += changes as u64;
-        });
-        info!(
-            pipe = %self.cfg.name,
-            changes,
-            position = %checkpoint.position,
-            lag_seconds = lag,
-            flush_ms = started.elapsed().as_millis() as u64,
-            "batch applied"
-        );
-        Ok(())
+        self.handle.update(|s| s.events_applied += changes as u64);
+        Ok(changes)
     }
 
     async fn retry<F, Fut>(&self, mut op: F) -> Result<()>
@@ -310,9 +389,19 @@ impl Cdc<'_> {
 }
 
 /// A batch closes at this many bytes of RowBinary even below `batch_rows` (wide rows), at the
-/// next transaction boundary, so memory stays bounded; a single transaction larger than this is
-/// still kept whole, since a batch never splits one.
+/// next transaction boundary, so memory stays bounded; a transaction larger than this is
+/// written in parts (`spill`), its checkpoint still after its commit.
 const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// How often the checkpoint is verified to be still on the source (running or paused).
+const VERIFY_POSITION_EVERY: Duration = Duration::from_secs(15);
+
+fn verification_timer() -> tokio::time::Interval {
+    let start = tokio::time::Instant::now() + VERIFY_POSITION_EVERY;
+    let mut timer = tokio::time::interval_at(start, VERIFY_POSITION_EVERY);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
+}
 
 /// Attempts of one write before the session restarts from the checkpoint (about 10 minutes of
 /// backoff: a ClickHouse restart or a long overload).

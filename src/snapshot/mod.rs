@@ -61,15 +61,13 @@ pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> 
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default()
             };
-            let gtid: Option<String> = source
-                .run(conn.query_first("SELECT @@gtid_binlog_pos"))
-                .await?;
             source.run(conn.query_drop("COMMIT")).await?;
-            Ok(Position {
-                file: get("binlog_snapshot_file"),
-                pos: get("binlog_snapshot_position").parse().unwrap_or(0),
-                gtid: gtid.unwrap_or_default(),
-            })
+            let file = get("binlog_snapshot_file");
+            let pos = get("binlog_snapshot_position").parse().unwrap_or(0);
+            // Looked up from the offset, not read from @@gtid_binlog_pos, which may already
+            // include transactions committed after the snapshot.
+            let gtid = source.gtid_at(conn, &file, pos).await?.unwrap_or_default();
+            Ok(Position { file, pos, gtid })
         }
         ServerFlavor::Mysql => {
             source

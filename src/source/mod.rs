@@ -10,6 +10,7 @@ use std::time::Instant;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
+use crate::binlog::mariadb::GtidState;
 use crate::config::{Flavor, SourceConfig};
 use crate::error::{Error, Result};
 
@@ -155,7 +156,9 @@ impl Source {
         Ok((total as f64 / rate).ceil() as u64)
     }
 
-    /// Fails with "resync required" when `position`'s binlog file is no longer on the server.
+    /// Fails with "resync required" when `position` can no longer be served: its binlog file
+    /// is gone and (MariaDB, which resumes by GTID) the oldest binlog starts after its GTID
+    /// state.
     pub async fn check_position(&self, conn: &mut Conn, position: &Position) -> Result<()> {
         let logs: Vec<mysql_async::Row> = self.run(conn.query("SHOW BINARY LOGS")).await?;
         let files: Vec<String> = logs
@@ -164,6 +167,22 @@ impl Source {
             .collect();
         if files.iter().any(|f| f == &position.file) {
             return Ok(());
+        }
+        let mut why = Vec::new();
+        if let (ServerFlavor::Mariadb, Some(state), Some(oldest)) = (
+            self.flavor,
+            GtidState::parse(&position.gtid).filter(|s| !s.is_empty()),
+            files.first(),
+        ) {
+            match self.gtid_list_of(conn, oldest).await? {
+                Some(first) => match state.missing_from(&first) {
+                    // A file name this server never had (a new primary) or one purged with
+                    // nothing the position still needs: the dump resumes by GTID.
+                    None => return Ok(()),
+                    Some(missing) => why.push(missing),
+                },
+                None => why.push(format!("{oldest} has no GTID list")),
+            }
         }
         let retention = self
             .variables(
@@ -175,14 +194,38 @@ impl Source {
             .iter()
             .map(|(k, v)| format!("{k} = {v}"))
             .collect();
+        why.push(format!(
+            "the oldest binlog on the server is {}; retention: {}",
+            files.first().map_or("(none)", String::as_str),
+            retention.join(", ")
+        ));
         Err(Error::PositionPurged {
             position: position.to_string(),
-            detail: format!(
-                "the oldest binlog on the server is {}; retention: {}",
-                files.first().map_or("(none)", String::as_str),
-                retention.join(", ")
-            ),
+            detail: why.join("; "),
         })
+    }
+
+    /// MariaDB: the GTID state a binlog file starts at (its GTID_LIST event).
+    async fn gtid_list_of(&self, conn: &mut Conn, file: &str) -> Result<Option<GtidState>> {
+        // SHOW cannot take parameters; the name is the server's own, quoted all the same.
+        let quoted = file.replace('\\', "\\\\").replace('\'', "\\'");
+        let events: Vec<mysql_async::Row> = self
+            .run(conn.query(format!("SHOW BINLOG EVENTS IN '{quoted}' LIMIT 4")))
+            .await?;
+        Ok(events.iter().find_map(|row| {
+            let kind: String = row.get(2)?;
+            let info: String = row.get(5)?;
+            (kind == "Gtid_list")
+                .then(|| GtidState::parse_list(&info))
+                .flatten()
+        }))
+    }
+
+    /// MariaDB: the GTID state at `file:pos` (an event boundary), from the server's own binlog
+    /// index, so it matches the offset exactly; `None` when the file is gone.
+    pub async fn gtid_at(&self, conn: &mut Conn, file: &str, pos: u64) -> Result<Option<String>> {
+        self.run(conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, pos)))
+            .await
     }
 
     /// The binlog position of the last write, and the GTID state where the server has one.
@@ -201,10 +244,7 @@ impl Source {
         let file: String = row.get(0).unwrap_or_default();
         let pos: u64 = row.get(1).unwrap_or_default();
         let gtid = match self.flavor {
-            ServerFlavor::Mariadb => self
-                .run(conn.query_first::<String, _>("SELECT @@gtid_binlog_pos"))
-                .await?
-                .unwrap_or_default(),
+            ServerFlavor::Mariadb => self.gtid_at(conn, &file, pos).await?.unwrap_or_default(),
             ServerFlavor::Mysql => row.get::<String, _>(4).unwrap_or_default(),
         };
         Ok(Position { file, pos, gtid })

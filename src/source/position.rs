@@ -1,9 +1,10 @@
 //! Binlog positions (pure).
 //!
 //! A position is the end of the last committed transaction: resuming a dump there replays
-//! exactly the transactions after it. `file:pos` is what the dump is resumed from; the GTID
-//! (MariaDB `domain-server-seq`, or MySQL's executed set where known) is kept beside it for
-//! operators and for the purge checks.
+//! exactly the transactions after it. On MariaDB the GTID is the complete `domain-server-seq`
+//! state at that offset (one per domain, as `BINLOG_GTID_POS` gives it) and the dump resumes
+//! from it; elsewhere `file:pos` is resumed from and the GTID (MySQL's executed set where
+//! known) is kept for operators.
 
 use serde::{Deserialize, Serialize};
 
