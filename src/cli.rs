@@ -144,6 +144,14 @@ enum TablesCommand {
         #[command(flatten)]
         target: ApiArgs,
     },
+    /// Reload `db.table` into a copy and swap it in; repairs an isolated table.
+    Resync {
+        pipe: String,
+        /// Source table, `db.table`.
+        table: String,
+        #[command(flatten)]
+        target: ApiArgs,
+    },
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -195,6 +203,13 @@ pub(crate) fn main() -> ExitCode {
             } => target
                 .url()
                 .map(|url| runtime.block_on(remote::remove_table(&url, &pipe, &table, drop))),
+            TablesCommand::Resync {
+                pipe,
+                table,
+                target,
+            } => target
+                .url()
+                .map(|url| runtime.block_on(remote::resync_table(&url, &pipe, &table))),
         },
         Command::Health { ready, target } => target
             .url()

@@ -191,11 +191,23 @@ async fn ddl_is_followed_in_binlog_order() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Only `evolve` is reloaded: `other` keeps its rows as written (same versions).
+    let versions = |s: &Servers| {
+        s.ch(&format!(
+            "SELECT groupArray(_tributary_version) FROM (SELECT _tributary_version FROM `{db}`.other FINAL ORDER BY id)"
+        ))
+    };
+    let other_before = versions(&s);
     let resync = api
-        .post(&format!("/v1/pipes/{}/resync", pipe.name), "")
+        .post(
+            &format!("/v1/pipes/{}/tables/{db}.evolve/resync", pipe.name),
+            "",
+        )
         .expect("resync");
     assert_eq!(resync.status, 200, "{resync:?}");
+    assert!(resync.body.contains("swapped in"), "{resync:?}");
     s.wait_for_state(&pipe, "Running", WITHIN);
+    assert_eq!(versions(&s), other_before, "other was reloaded too");
     let step4 = Table {
         name: "evolve",
         key: &["id", "a2"],
@@ -259,5 +271,34 @@ async fn unparseable_ddl_isolates_only_its_table() {
         "SELECT count() FROM `{db}_state`.table_isolation WHERE reason != ''"
     ));
     assert_eq!(isolated.trim(), "1");
+
+    // `tributary tables resync` reloads the isolated table with its new definition and
+    // replicates it again.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["tables", "resync", &pipe.name, &format!("{db}.weird")])
+        .args(["--api", &pipe.api_url()])
+        .output()
+        .expect("run tributary tables resync");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.exec(
+        &mut conn,
+        "INSERT INTO weird (id, a) VALUES (3, 3); UPDATE weird SET a = 10 WHERE id = 1",
+    )
+    .await;
+    let weird = Table {
+        name: "weird",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("a", Kind::Int), ("g", Kind::Int)],
+    };
+    equal(&s, &pipe, &daemon, &[weird, OTHER]).await;
+    let isolated = s.ch(&format!(
+        "SELECT count() FROM `{db}_state`.table_isolation FINAL WHERE reason != ''"
+    ));
+    assert_eq!(isolated.trim(), "0", "still isolated after its resync");
     s.cleanup(&pipe).await;
 }

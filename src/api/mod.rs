@@ -40,7 +40,7 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 pub(crate) const READY_STATES: [&str; 3] = ["Running", "Paused", "Completed"];
 
 /// Every route: method and path, as in `openapi.json`.
-pub(crate) const ROUTES: [(&str, &str); 11] = [
+pub(crate) const ROUTES: [(&str, &str); 12] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -50,6 +50,7 @@ pub(crate) const ROUTES: [(&str, &str); 11] = [
     ("post", "/v1/pipes/{name}/pause"),
     ("post", "/v1/pipes/{name}/resume"),
     ("post", "/v1/pipes/{name}/resync"),
+    ("post", "/v1/pipes/{name}/tables/{table}/resync"),
     ("post", "/v1/pipes/{name}/tables"),
     ("delete", "/v1/pipes/{name}/tables/{table}"),
 ];
@@ -93,6 +94,7 @@ pub(crate) fn router(registry: Registry) -> Router {
         .route("/v1/pipes/{name}/resync", post(resync))
         .route("/v1/pipes/{name}/tables", post(add_table))
         .route("/v1/pipes/{name}/tables/{table}", delete(remove_table))
+        .route("/v1/pipes/{name}/tables/{table}/resync", post(resync_table))
         .fallback(|| async {
             let routes: Vec<String> = ROUTES
                 .iter()
@@ -313,6 +315,23 @@ async fn remove_table(
     };
     let cmd = Command::RemoveTable { table, drop_target };
     command(&registry, &name, "remove_table", cmd).await
+}
+
+async fn resync_table(
+    State(registry): State<Registry>,
+    Path((name, table)): Path<(String, String)>,
+) -> Response {
+    let table = match table_name(&table) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    command(
+        &registry,
+        &name,
+        "resync_table",
+        Command::ResyncTable { table },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ async fn fake_pipe(mut inbox: tokio::sync::mpsc::Receiver<Request>) {
             Command::RemoveTable { table, drop_target } => {
                 Ok(format!("removing {table} drop={drop_target}"))
             }
+            Command::ResyncTable { table } => Ok(format!("resyncing {table}")),
         };
         let _ = reply.send(answer);
     }
@@ -148,6 +149,21 @@ async fn commands_return_the_pipes_answer() {
         .await
         .unwrap();
     assert_eq!(bad_drop.status, 400);
+
+    let resync = api
+        .post("/v1/pipes/a/tables/shop.items/resync", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (resync.status, resync.body["message"].as_str()),
+        (200, Some("resyncing shop.items")),
+        "{resync:?}"
+    );
+    let unnamed = api
+        .post("/v1/pipes/a/tables/items/resync", None)
+        .await
+        .unwrap();
+    assert_eq!(unnamed.status, 400, "{unnamed:?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Commands that ask a running daemon through its API: `pause`, `resume`, `resync`,
-//! `tables add|remove`, `health`.
+//! `tables add|remove|resync`, `health`.
 //!
 //! Each prints the API's answer (the pipe's own message) on stdout and exits 0, or prints the
 //! error on stderr and exits 1: an unreachable API, an unknown pipe and a refusal all fail.
@@ -45,6 +45,18 @@ pub(super) async fn remove_table(url: &str, pipe: &str, table: &str, drop: bool)
         CLIENT_TIMEOUT,
         |api| async move { api.delete(&path).await },
     )
+    .await
+}
+
+pub(super) async fn resync_table(url: &str, pipe: &str, table: &str) -> ExitCode {
+    let path = format!(
+        "/v1/pipes/{}/tables/{}/resync",
+        segment(pipe),
+        segment(table)
+    );
+    ask(url, CLIENT_TIMEOUT, |api| async move {
+        api.post(&path, None).await
+    })
     .await
 }
 

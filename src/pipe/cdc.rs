@@ -132,7 +132,9 @@ impl Cdc<'_> {
                 Command::Pause => {
                     let _ = request.reply.send(Err("the pipe is already paused".into()));
                 }
-                Command::AddTable { .. } | Command::RemoveTable { .. } => {
+                Command::AddTable { .. }
+                | Command::RemoveTable { .. }
+                | Command::ResyncTable { .. } => {
                     let _ = request.reply.send(Err(
                         "the pipe is paused: resume it before changing its tables".into(),
                     ));

@@ -48,8 +48,17 @@ pub(crate) enum Command {
     Pause,
     Resume,
     Resync,
-    AddTable { table: String },
-    RemoveTable { table: String, drop_target: bool },
+    AddTable {
+        table: String,
+    },
+    RemoveTable {
+        table: String,
+        drop_target: bool,
+    },
+    /// Reload one table into a copy and swap it in; CDC continues from the checkpoint.
+    ResyncTable {
+        table: String,
+    },
 }
 
 /// A command with the channel its answer goes back on.

@@ -480,6 +480,12 @@ impl Runner {
                     let answer = self.remove_table(&mut plans, &table, drop_target).await;
                     let _ = request.reply.send(answer.map_err(|e| e.to_string()));
                 }
+                Command::ResyncTable { table } => {
+                    let answer = self
+                        .resync_table(&source, &mut plans, &table, &checkpoint)
+                        .await;
+                    let _ = request.reply.send(answer.map_err(|e| e.to_string()));
+                }
                 Command::Pause | Command::Resume => {
                     let _ = request
                         .reply
@@ -506,26 +512,13 @@ impl Runner {
         table: &str,
         checkpoint: &Checkpoint,
     ) -> Result<String> {
-        let Some((db, name)) = table.split_once('.') else {
-            return Err(Error::State(format!("`{table}` is not a `db.table` name")));
-        };
         if plans.iter().any(|p| p.def.qualified() == table) {
             return Err(Error::State(format!("{table} is already replicated")));
         }
         self.recorder
             .enter(PipeState::Modifying, &format!("adding {table}"))
             .await?;
-        let mut conn = source.conn().await?;
-        let def = introspect::table_def(source, &mut conn, db, name).await?;
-        drop(conn);
-        let options = self
-            .cfg
-            .tables
-            .options
-            .get(table)
-            .cloned()
-            .unwrap_or_default();
-        let plan = TablePlan::new(def, &options).map_err(Error::State)?;
+        let plan = self.current_plan(source, table).await?;
         // A table added again may hold rows of its earlier replication, some with versions
         // higher than the reload's: start it empty.
         let truncate = truncate_sql(&self.cfg.target.database, &plan);
@@ -546,6 +539,23 @@ impl Runner {
         self.store.save_override(table, true).await?;
         plans.push(plan);
         Ok(format!("{table} added and loaded"))
+    }
+
+    /// The plan of `db.table` from its current definition in the source.
+    async fn current_plan(&self, source: &Source, table: &str) -> Result<TablePlan> {
+        let Some((db, name)) = table.split_once('.') else {
+            return Err(Error::State(format!("`{table}` is not a `db.table` name")));
+        };
+        let mut conn = source.conn().await?;
+        let def = introspect::table_def(source, &mut conn, db, name).await?;
+        let options = self
+            .cfg
+            .tables
+            .options
+            .get(table)
+            .cloned()
+            .unwrap_or_default();
+        TablePlan::new(def, &options).map_err(Error::State)
     }
 
     /// Modifying: stops replicating `table`; its target table is kept unless `drop_target`.
