@@ -62,12 +62,16 @@ pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 const DEFINITE_SERVER_ERRORS: &[u16] = &[
     1045, // access denied
     1049, // unknown database
-    1054, // unknown column: the table changed under a snapshot read; resync reloads it
+    1054, // unknown column: the table changed under a snapshot read
     1142, // command denied
-    1146, // table does not exist: dropped under a snapshot read
+    1146, // table does not exist: dropped or renamed under a snapshot read
     1227, // access denied; need privilege
     1236, // binlog: could not find first log file / position purged
 ];
+
+/// Server errors of a read whose table changed under it: the table is reloaded once the
+/// change has been replicated.
+const DEFINITION_CHANGED: &[u16] = &[1054, 1146];
 
 impl Error {
     /// A short, stable name of the error's kind, for metrics.
@@ -85,6 +89,14 @@ impl Error {
             Error::Target { .. } => "target",
             Error::State(_) => "state",
         }
+    }
+
+    /// Whether a snapshot read failed because its table changed in the source (a column or the
+    /// table gone under the read).
+    pub fn is_definition_change(&self) -> bool {
+        matches!(self, Error::Source { source, .. }
+            if matches!(source.as_ref(), mysql_async::Error::Server(e)
+                if DEFINITION_CHANGED.contains(&e.code)))
     }
 
     /// Whether retrying the same operation later may succeed (network, restarts, timeouts).
@@ -134,6 +146,8 @@ mod tests {
         for definite in [1045, 1054, 1146, 1227, 1236] {
             assert!(!server_error(definite).is_transient(), "{definite}");
         }
+        assert!(server_error(1054).is_definition_change());
+        assert!(!server_error(1045).is_definition_change());
     }
 
     #[test]

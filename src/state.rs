@@ -53,6 +53,11 @@ const TABLES: &[(&str, &str)] = &[
          ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
     ),
     (
+        "table_reloads",
+        "(pipe String, table_name String, pending UInt8, at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+    ),
+    (
         "table_definitions",
         "(pipe String, table_name String, seq UInt64, definition String, \
          at DateTime64(3) DEFAULT now64(3)) \
@@ -480,6 +485,39 @@ impl StateStore {
             .execute(
                 &sql,
                 &[("pipe", &self.pipe), ("table", table), ("reason", reason)],
+            )
+            .await
+    }
+
+    /// Tables to reload once replication has passed a change made while they were loaded.
+    pub async fn pending_reloads(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            table_name: String,
+        }
+        let sql = format!(
+            "SELECT table_name FROM {} WHERE pipe = {{pipe:String}} \
+             GROUP BY table_name HAVING argMax(pending, at) = 1 ORDER BY table_name",
+            self.table("table_reloads")
+        );
+        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
+        Ok(rows.into_iter().map(|r| r.table_name).collect())
+    }
+
+    pub async fn mark_reload(&self, table: &str, pending: bool) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, pending) SELECT {{pipe:String}}, {{table:String}}, {{pending:UInt8}}",
+            self.table("table_reloads")
+        );
+        let pending = u8::from(pending).to_string();
+        self.target
+            .execute(
+                &sql,
+                &[
+                    ("pipe", &self.pipe),
+                    ("table", table),
+                    ("pending", &pending),
+                ],
             )
             .await
     }

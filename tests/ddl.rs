@@ -302,3 +302,84 @@ async fn unparseable_ddl_isolates_only_its_table() {
     assert_eq!(isolated.trim(), "0", "still isolated after its resync");
     s.cleanup(&pipe).await;
 }
+
+/// DDL on a table while its snapshot runs: a column added is followed by CDC; a column dropped
+/// breaks the table's load, which is isolated, then reloaded with the new definition once
+/// replication has passed the change. The table ends equal, the other one was never stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_during_the_snapshot_of_the_same_table_ends_with_a_correct_table() {
+    let Some(s) = servers() else { return };
+    let mut pipe = Pipe::new("ddlsnap");
+    // One partition at a time, small ones: the load lasts long enough to be changed under.
+    pipe.parallelism = 1;
+    pipe.rows_per_partition = 250;
+    let db = pipe.db.clone();
+    let mut conn = s.mysql().await;
+    s.exec(&mut conn, &format!("CREATE DATABASE `{db}`")).await;
+    s.exec(&mut conn, &format!("USE `{db}`")).await;
+    s.exec(
+        &mut conn,
+        "CREATE TABLE big (id INT PRIMARY KEY, a INT, x VARCHAR(20), pad CHAR(60));
+         INSERT INTO big SELECT seq, seq % 97, CONCAT('x', seq), REPEAT('p', 60) FROM seq_1_to_200000;
+         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    let api = pipe.api();
+    let deadline = std::time::Instant::now() + WITHIN;
+    loop {
+        let status = api
+            .get(&format!("/v1/pipes/{}", pipe.name))
+            .map(|a| a.json())
+            .unwrap_or_default();
+        let done = status["tables"][format!("{db}.big")]["rows_done"]
+            .as_u64()
+            .unwrap_or(0);
+        if done > 0 {
+            assert!(done < 150_000, "the load was too fast to be changed under");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load of big did not start: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.exec(
+        &mut conn,
+        "ALTER TABLE big ADD COLUMN c INT NOT NULL DEFAULT 7;
+         UPDATE big SET c = 1, a = a + 1 WHERE id % 1000 = 0;
+         ALTER TABLE big DROP COLUMN x;
+         INSERT INTO big (id, a, pad, c) VALUES (300000, 1, 'new', 3);
+         DELETE FROM big WHERE id % 5000 = 1;
+         INSERT INTO other VALUES (2, 2);",
+    )
+    .await;
+    const BIG: Table<'static> = Table {
+        name: "big",
+        key: &["id"],
+        columns: &[
+            ("id", Kind::Int),
+            ("a", Kind::Int),
+            ("pad", Kind::Text),
+            ("c", Kind::Int),
+        ],
+    };
+    equal(&s, &pipe, &daemon, &[BIG, OTHER]).await;
+    let reasons = s.ch(&format!(
+        "SELECT reason FROM `{db}_state`.table_isolation WHERE table_name = '{db}.big' ORDER BY at"
+    ));
+    assert!(
+        reasons.contains("changed in the source while it was loaded"),
+        "the load was not interrupted by the change: {reasons:?}"
+    );
+    let isolated = s.ch(&format!(
+        "SELECT count() FROM (SELECT argMax(reason, at) AS r FROM `{db}_state`.table_isolation GROUP BY table_name) WHERE r != ''"
+    ));
+    assert_eq!(isolated.trim(), "0", "{reasons}");
+    // Replicated again after its reload.
+    s.exec(&mut conn, "UPDATE big SET c = 99 WHERE id = 2")
+        .await;
+    equal(&s, &pipe, &daemon, &[BIG, OTHER]).await;
+    s.cleanup(&pipe).await;
+}

@@ -42,6 +42,8 @@ pub(crate) struct Cdc<'a> {
     pub store: &'a StateStore,
     pub handle: &'a PipeHandle,
     pub server_id: u32,
+    /// Hand back [`Exit::Reload`] once the checkpoint reaches this position.
+    pub reload_after: Option<crate::source::Position>,
 }
 
 /// Why replication stopped without an error.
@@ -50,6 +52,9 @@ pub(crate) enum Exit {
     /// A command for the runner (resync, table changes), received after the committed rows
     /// were flushed and checkpointed.
     Command(Request),
+    /// The checkpoint reached `reload_after`: tables that changed under their load can be
+    /// reloaded.
+    Reload,
 }
 
 /// How one replication session ended.
@@ -195,6 +200,13 @@ impl Cdc<'_> {
                 deadline = Instant::now() + flush_interval;
             } else if due && batch.position.is_none() && !batch.in_transaction() {
                 deadline = Instant::now() + flush_interval;
+            }
+            if let Some(after) = &self.reload_after {
+                if !batch.in_transaction() && checkpoint.position.reached(after) {
+                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder)
+                        .await?;
+                    return Ok(Session::Exit(Exit::Reload));
+                }
             }
             let sleep = tokio::time::sleep_until(
                 deadline

@@ -382,12 +382,20 @@ impl Runner {
                     )
                     .await?;
                 let store = self.store.clone();
-                if !self
+                let Some(changed) = self
                     .snapshot(&store, &source, &pending, &mut checkpoint)
                     .await?
-                {
+                else {
                     return Ok(Drive::Outcome(Outcome::Stopped));
+                };
+                if self.cfg.mode == Mode::SnapshotOnly {
+                    // No binlog to catch up with: the load is simply asked for again.
+                    unchanged(changed.clone())?;
                 }
+                for c in &changed {
+                    self.defer_reload(c).await?;
+                }
+                plans.retain(|p| !changed.iter().any(|c| c.table == p.def.qualified()));
             }
         }
         if self.cfg.mode == Mode::SnapshotOnly {
@@ -433,6 +441,14 @@ impl Runner {
             .server_id
             .unwrap_or_else(|| rand::random_range(RANDOM_SERVER_IDS));
         loop {
+            // Tables waiting for a reload: CDC hands back once it has passed where the source
+            // is now, hence past the change that interrupted their load.
+            let reload_after = if self.store.pending_reloads().await?.is_empty() {
+                None
+            } else {
+                let mut conn = source.conn().await?;
+                Some(source.current_position(&mut conn).await?)
+            };
             let cdc = cdc::Cdc {
                 cfg: &self.cfg,
                 source: &source,
@@ -440,6 +456,7 @@ impl Runner {
                 store: &self.store,
                 handle: &self.handle,
                 server_id,
+                reload_after,
             };
             let exit = cdc
                 .run(
@@ -453,6 +470,12 @@ impl Runner {
             let request = match exit {
                 cdc::Exit::Shutdown => return Ok(Drive::Outcome(Outcome::Stopped)),
                 cdc::Exit::Command(request) => request,
+                cdc::Exit::Reload => {
+                    self.reload_changed(&source, &mut plans, &checkpoint)
+                        .await?;
+                    self.back_to_running(&checkpoint).await?;
+                    continue;
+                }
             };
             match request.command.clone() {
                 Command::Resync => {
@@ -492,15 +515,21 @@ impl Runner {
                         .send(Err("internal error: misrouted command".into()));
                 }
             }
-            if self.recorder.state != Some(PipeState::Running) {
-                self.recorder
-                    .enter(
-                        PipeState::Running,
-                        &format!("replicating from {}", checkpoint.position),
-                    )
-                    .await?;
-            }
+            self.back_to_running(&checkpoint).await?;
         }
+    }
+
+    /// Running again after a step taken between CDC sessions (Modifying).
+    async fn back_to_running(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        if self.recorder.state != Some(PipeState::Running) {
+            self.recorder
+                .enter(
+                    PipeState::Running,
+                    &format!("replicating from {}", checkpoint.position),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Modifying: creates, snapshots and starts replicating `table`. CDC continues from the
@@ -531,10 +560,11 @@ impl Runner {
             .ok_or_else(|| Error::State(format!("{table} could not be set up")))?;
         let store = self.store.clone();
         let mut cp = Some(checkpoint.clone());
-        if self.cfg.mode != Mode::CdcOnly
-            && !self.snapshot(&store, source, &[&plan], &mut cp).await?
-        {
-            return Err(Error::State(format!("stopped while loading {table}")));
+        if self.cfg.mode != Mode::CdcOnly {
+            match self.snapshot(&store, source, &[&plan], &mut cp).await? {
+                Some(changed) => unchanged(changed)?,
+                None => return Err(Error::State(format!("stopped while loading {table}"))),
+            }
         }
         self.store.save_override(table, true).await?;
         plans.push(plan);
@@ -597,8 +627,8 @@ impl Runner {
         ))
     }
 
-    /// Loads `pending` tables with the progress kept in `store`; returns false if stopped by
-    /// shutdown first. Creates the first checkpoint (at the snapshot's position) when
+    /// Loads `pending` tables with the progress kept in `store`; returns `None` if stopped by
+    /// shutdown first, else the tables that changed in the source under their load. Creates the first checkpoint (at the snapshot's position) when
     /// `checkpoint` is None. Transient errors are retried: the load resumes from its recorded
     /// partitions.
     async fn snapshot(
@@ -607,7 +637,7 @@ impl Runner {
         source: &Source,
         pending: &[&TablePlan],
         checkpoint: &mut Option<Checkpoint>,
-    ) -> Result<bool> {
+    ) -> Result<Option<Vec<snapshot::Changed>>> {
         let start = match store.snapshot_start().await? {
             Some(p) => p,
             None => {
@@ -636,8 +666,11 @@ impl Runner {
                 snapshot::load_tables(&loader, pending, &shutdown)
             })
             .await?;
-        if loaded != Some(true) || self.stopping() {
-            return Ok(false);
+        let Some(Some(changed)) = loaded else {
+            return Ok(None);
+        };
+        if self.stopping() {
+            return Ok(None);
         }
         if checkpoint.is_none() {
             let cp = Checkpoint {
@@ -648,7 +681,61 @@ impl Runner {
             store.save_checkpoint(&cp).await?;
             *checkpoint = Some(cp);
         }
-        Ok(true)
+        Ok(Some(changed))
+    }
+
+    /// A table that changed under its initial load: isolated (its rows are not decoded under
+    /// a definition they were not written with) and reloaded with its new definition once
+    /// replication has passed the change.
+    async fn defer_reload(&self, changed: &snapshot::Changed) -> Result<()> {
+        let reason = format!(
+            "changed in the source while it was loaded ({}); reloaded automatically once replication has passed the change",
+            changed.error
+        );
+        warn!(pipe = %self.cfg.name, table = %changed.table, "{reason}");
+        self.store.isolate(&changed.table, &reason).await?;
+        self.store.mark_reload(&changed.table, true).await?;
+        self.handle.update(|s| {
+            s.tables.entry(changed.table.clone()).or_default().error = Some(reason);
+        });
+        Ok(())
+    }
+
+    /// Reloads the tables that changed under their initial load (CDC has passed the change),
+    /// each with the same table resync an operator can ask for. A reload that fails leaves its
+    /// table isolated with the reason.
+    async fn reload_changed(
+        &mut self,
+        source: &Source,
+        plans: &mut Vec<TablePlan>,
+        checkpoint: &Checkpoint,
+    ) -> Result<()> {
+        for table in self.store.pending_reloads().await? {
+            match self.resync_table(source, plans, &table, checkpoint).await {
+                Ok(done) => info!(pipe = %self.cfg.name, table = %table, "{done}"),
+                Err(e) => {
+                    let reason = format!(
+                        "the reload after a change during its snapshot failed: {e}; `tributary tables resync` retries it"
+                    );
+                    warn!(pipe = %self.cfg.name, table = %table, "{reason}");
+                    self.store.isolate(&table, &reason).await?;
+                    self.store.mark_reload(&table, false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// For loads that cannot defer a changed table (a resync, an added table): the first change
+/// as an error that says to ask again.
+fn unchanged(changed: Vec<snapshot::Changed>) -> Result<()> {
+    match changed.into_iter().next() {
+        None => Ok(()),
+        Some(c) => Err(Error::State(format!(
+            "{} changed in the source while it was loaded ({}); ask again once the change is replicated",
+            c.table, c.error
+        ))),
     }
 }
 

@@ -70,8 +70,9 @@ impl Runner {
         }
         let refs: Vec<&TablePlan> = shadows.iter().collect();
         let mut start = None;
-        if !self.snapshot(&store, source, &refs, &mut start).await? {
-            return Ok(None);
+        match self.snapshot(&store, source, &refs, &mut start).await? {
+            Some(changed) => super::unchanged(changed)?,
+            None => return Ok(None),
         }
         let start = start
             .or(store.checkpoint().await?)
@@ -158,8 +159,9 @@ impl Runner {
             .store
             .namespaced(&format!("#resync-{table}-{:016x}", rand::random::<u64>()));
         let mut from = Some(checkpoint.clone());
-        if !self.snapshot(&store, source, &[&shadow], &mut from).await? {
-            return Err(Error::State(format!("stopped while reloading {table}")));
+        match self.snapshot(&store, source, &[&shadow], &mut from).await? {
+            Some(changed) => super::unchanged(changed)?,
+            None => return Err(Error::State(format!("stopped while reloading {table}"))),
         }
         // The live table may be gone (dropped by hand): the swap needs one.
         self.target
@@ -176,6 +178,7 @@ impl Runner {
             .save_definition(&plan.def, checkpoint.seq)
             .await?;
         self.store.isolate(table, "").await?;
+        self.store.mark_reload(table, false).await?;
         let rows = self.adopt_load(&store, table).await?;
         match plans.iter_mut().find(|p| p.def.qualified() == table) {
             Some(p) => *p = plan,

@@ -28,7 +28,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Pool, Value};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::clickhouse::ddl::insert_sql;
 use crate::clickhouse::Target;
@@ -97,11 +97,21 @@ pub(crate) struct Loader<'a> {
 }
 
 /// Loads every table of `plans` not yet done; returns false when stopped by `shutdown`.
+/// A table whose definition changed in the source while it was being loaded: its rows so far
+/// are in the target, the rest could not be read.
+#[derive(Debug, Clone)]
+pub(crate) struct Changed {
+    pub table: String,
+    pub error: String,
+}
+
+/// How loading tables ended: `None` if stopped by shutdown first, else the tables that
+/// changed under their load (the others are loaded).
 pub(crate) async fn load_tables(
     loader: &Loader<'_>,
     plans: &[&TablePlan],
     shutdown: &watch::Receiver<bool>,
-) -> Result<bool> {
+) -> Result<Option<Vec<Changed>>> {
     let pool = Pool::new(
         mysql_async::OptsBuilder::from_opts(loader.source.opts().clone()).pool_opts(
             mysql_async::PoolOpts::default().with_constraints(
@@ -117,14 +127,32 @@ pub(crate) async fn load_tables(
     // trips the compiler's Send inference for the spawned pipe task.
     let loads: Vec<_> = plans
         .iter()
-        .map(|plan| load_table(loader, &pool, plan, shutdown))
+        .map(|plan| {
+            let pool = &pool;
+            async move {
+                match load_table(loader, pool, plan, shutdown).await {
+                    Ok(done) => Ok((done, None)),
+                    // One table changed: the others go on loading.
+                    Err(e) if e.is_definition_change() => {
+                        let table = plan.def.qualified();
+                        warn!(table = %table, error = %e, "the table changed in the source while it was loaded");
+                        let error = e.to_string();
+                        Ok((true, Some(Changed { table, error })))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        })
         .collect();
-    let results: Vec<bool> = stream::iter(loads)
+    let results: Vec<(bool, Option<Changed>)> = stream::iter(loads)
         .buffer_unordered(loader.tables_in_parallel.max(1))
         .try_collect()
         .await?;
     let _ = pool.disconnect().await;
-    Ok(results.into_iter().all(|done| done))
+    if !results.iter().all(|(done, _)| *done) {
+        return Ok(None);
+    }
+    Ok(Some(results.into_iter().filter_map(|(_, c)| c).collect()))
 }
 
 /// Per-table counters shared by its partition loads.

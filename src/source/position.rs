@@ -26,9 +26,41 @@ impl std::fmt::Display for Position {
     }
 }
 
+impl Position {
+    /// Whether this position is at or after `other` in the same server's binlog: by the
+    /// file's sequence number (`name.000123`), then the offset.
+    pub fn reached(&self, other: &Position) -> bool {
+        fn sequence(file: &str) -> Option<u64> {
+            file.rsplit_once('.')?.1.parse().ok()
+        }
+        match (sequence(&self.file), sequence(&other.file)) {
+            (Some(a), Some(b)) if a != b => a > b,
+            _ if self.file == other.file => self.pos >= other.pos,
+            _ => self.file > other.file,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(file: &str, pos: u64) -> Position {
+        Position {
+            file: file.into(),
+            pos,
+            gtid: String::new(),
+        }
+    }
+
+    #[test]
+    fn positions_are_ordered_by_file_sequence_then_offset() {
+        assert!(at("binlog.000002", 4).reached(&at("binlog.000001", 900)));
+        assert!(at("binlog.000001", 900).reached(&at("binlog.000001", 900)));
+        assert!(!at("binlog.000001", 899).reached(&at("binlog.000001", 900)));
+        assert!(at("binlog.1000000", 4).reached(&at("binlog.999999", 4)));
+        assert!(!at("binlog.999999", 4).reached(&at("binlog.1000000", 4)));
+    }
 
     #[test]
     fn display() {
