@@ -35,12 +35,6 @@ pub(crate) enum Error {
         "the binlog position {position} is no longer on the source (purged): resync required, e.g. `tributary resync PIPE` ({detail})"
     )]
     PositionPurged { position: String, detail: String },
-    #[error("table `{table}` changed in the source ({detail}) at binlog {position}: schema changes are not followed yet; resync required")]
-    SchemaChanged {
-        table: String,
-        detail: String,
-        position: String,
-    },
     #[error("source `{url}`: {source}")]
     Source {
         url: String,
@@ -84,7 +78,6 @@ impl Error {
             Error::Decode { .. } => "decode",
             Error::Binlog(_) | Error::BinlogPanic { .. } => "binlog",
             Error::PositionPurged { .. } => "position_purged",
-            Error::SchemaChanged { .. } => "schema_changed",
             Error::Source { .. } => "source",
             Error::Target { .. } => "target",
             Error::State(_) => "state",

@@ -6,6 +6,8 @@ mod support;
 
 use std::time::Duration;
 
+use mysql_async::prelude::Queryable;
+
 use support::{servers, Daemon, Kind, Pipe, Servers, Table};
 
 const WITHIN: Duration = Duration::from_secs(60);
@@ -381,5 +383,86 @@ async fn ddl_during_the_snapshot_of_the_same_table_ends_with_a_correct_table() {
     s.exec(&mut conn, "UPDATE big SET c = 99 WHERE id = 2")
         .await;
     equal(&s, &pipe, &daemon, &[BIG, OTHER]).await;
+    s.cleanup(&pipe).await;
+}
+
+/// Rows whose TABLE_MAP disagrees with the stored definition (a DDL made with the binlog off)
+/// are never decoded: only their table is isolated, the other goes on, and a table resync
+/// repairs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_that_do_not_match_the_definition_isolate_only_their_table() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("rowmap");
+    let db = pipe.db.clone();
+    let mut conn = s.mysql().await;
+    s.exec(&mut conn, &format!("CREATE DATABASE `{db}`")).await;
+    s.exec(&mut conn, &format!("USE `{db}`")).await;
+    s.exec(
+        &mut conn,
+        "CREATE TABLE drifted (id INT PRIMARY KEY, v INT, s VARCHAR(10));
+         CREATE TABLE other (id INT PRIMARY KEY, v INT);
+         INSERT INTO drifted VALUES (1, 1, 'a'); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    // Column names are in the binlog only with full row metadata (global, restored below).
+    let previous: String = conn
+        .query_first("SELECT @@global.binlog_row_metadata")
+        .await
+        .expect("binlog_row_metadata")
+        .expect("a value");
+    s.exec(&mut conn, "SET GLOBAL binlog_row_metadata = 'FULL'")
+        .await;
+    // As an online schema tool or a hand fix might: the DDL never reaches the binlog, only
+    // rows of the new shape do.
+    s.exec(
+        &mut conn,
+        "SET SESSION sql_log_bin = 0; ALTER TABLE drifted RENAME COLUMN v TO w; SET SESSION sql_log_bin = 1;
+         INSERT INTO drifted VALUES (2, 2, 'b'); INSERT INTO other VALUES (2, 2);",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[OTHER]).await;
+    let api = pipe.api();
+    let deadline = std::time::Instant::now() + WITHIN;
+    loop {
+        let status = api
+            .get(&format!("/v1/pipes/{}", pipe.name))
+            .expect("status")
+            .json();
+        if let Some(error) = status["tables"][format!("{db}.drifted")]["error"].as_str() {
+            assert!(
+                error.contains("column 2 is `w` in the binlog, `v` in the stored definition"),
+                "{error}"
+            );
+            assert_eq!(status["state"], "Running", "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drifted not isolated: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resync = api
+        .post(
+            &format!("/v1/pipes/{}/tables/{db}.drifted/resync", pipe.name),
+            "",
+        )
+        .expect("resync");
+    assert_eq!(resync.status, 200, "{resync:?}");
+    s.exec(&mut conn, "UPDATE drifted SET w = 20 WHERE id = 2")
+        .await;
+    s.exec(
+        &mut conn,
+        &format!("SET GLOBAL binlog_row_metadata = '{}'", previous.trim()),
+    )
+    .await;
+    let drifted = Table {
+        name: "drifted",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("w", Kind::Int), ("s", Kind::Text)],
+    };
+    equal(&s, &pipe, &daemon, &[drifted, OTHER]).await;
     s.cleanup(&pipe).await;
 }

@@ -16,7 +16,7 @@
 //! [`rows`]: super::rows
 //! [`mariadb`]: super::mariadb
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 
 use mysql_common::binlog::consts::EventType;
@@ -73,6 +73,10 @@ pub(crate) struct Decoder {
     annotate: Vec<u8>,
     /// DDL on a replicated table, waiting for the CDC loop.
     pending: Option<SchemaChange>,
+    /// Tables (plan indexes) whose rows no longer match their definition: skipped.
+    isolated: HashSet<usize>,
+    /// Isolations not yet taken by the CDC loop, with the reason.
+    isolations: Vec<(usize, String)>,
     /// The pipe's table selection, to notice tables created or renamed into it.
     selection: Option<TablesConfig>,
     /// Timestamp of the last event, for lag.
@@ -110,9 +114,17 @@ impl Decoder {
             payload_end: None,
             annotate: Vec::new(),
             pending: None,
+            isolated: HashSet::new(),
+            isolations: Vec::new(),
             selection: None,
             last_event_time: 0,
         }
+    }
+
+    /// Tables found not to match their definition since the last call, with the reason: the
+    /// decoder skips their rows; the pipe isolates them.
+    pub fn take_isolations(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.isolations)
     }
 
     /// Also notices tables that `selection` selects when they are created while replicating.
@@ -332,22 +344,23 @@ impl Decoder {
         }
         let (_, db, name) = tablemap::names(body, post_header_len).map_err(malformed)?;
         let plan = match self.by_name.get(&(db, name)) {
-            None => None,
-            Some(&table) => {
+            Some(&table) if !self.isolated.contains(&table) => {
                 let map = tablemap::parse(body, post_header_len).map_err(malformed)?;
-                let columns = map.columns.len();
-                let plan = &self.plans[table];
-                Some(
-                    RowPlan::new(map, plan, table).ok_or_else(|| Error::SchemaChanged {
-                        table: plan.def.qualified(),
-                        detail: format!(
-                            "the binlog has {columns} columns, the stored definition {}",
-                            plan.def.columns.len()
-                        ),
-                        position: self.position(event).to_string(),
-                    })?,
-                )
+                match RowPlan::new(map, &self.plans[table], table) {
+                    Ok(plan) => Some(plan),
+                    Err(detail) => {
+                        // Its rows are skipped from here on; the other tables go on.
+                        let reason = format!(
+                            "the binlog's TABLE_MAP at {} does not match the stored definition: {detail}",
+                            self.position(event)
+                        );
+                        self.isolated.insert(table);
+                        self.isolations.push((table, reason));
+                        None
+                    }
+                }
             }
+            _ => None,
         };
         if self.table_maps.len() >= MAX_TABLE_MAPS {
             self.table_maps.clear();

@@ -174,10 +174,34 @@ pub(crate) fn parse_header(
 }
 
 impl RowPlan {
-    /// Binds `map` to `plan`; `None` if their column counts differ (a schema change).
-    pub fn new(map: TableMap, plan: &TablePlan, table: usize) -> Option<RowPlan> {
+    /// Binds `map` to `plan`, or says how they disagree: column count, a column's type, or
+    /// (with `binlog_row_metadata=FULL`) its name. Rows are never decoded under a definition
+    /// they were not written with.
+    pub fn new(map: TableMap, plan: &TablePlan, table: usize) -> Result<RowPlan, String> {
         if map.columns.len() != plan.def.columns.len() || plan.included.len() != map.columns.len() {
-            return None;
+            return Err(format!(
+                "the binlog has {} columns, the stored definition {}",
+                map.columns.len(),
+                plan.def.columns.len()
+            ));
+        }
+        for (i, (bc, def)) in map.columns.iter().zip(&plan.def.columns).enumerate() {
+            if let Some(name) = bc.name.as_deref() {
+                // Column names compare case-insensitively in MySQL and MariaDB.
+                if !name.eq_ignore_ascii_case(&def.name) {
+                    return Err(format!(
+                        "column {} is `{name}` in the binlog, `{}` in the stored definition",
+                        i + 1,
+                        def.name
+                    ));
+                }
+            }
+            if !agrees(bc.ty, &def.ty) {
+                return Err(format!(
+                    "column `{}` is {:?} in the binlog, {:?} in the stored definition",
+                    def.name, bc.ty, def.ty
+                ));
+            }
         }
         let mut json = 0;
         let steps = map
@@ -205,7 +229,7 @@ impl RowPlan {
                 }
             })
             .collect();
-        Some(RowPlan { table, map, steps })
+        Ok(RowPlan { table, map, steps })
     }
 
     pub fn map(&self) -> &TableMap {
@@ -387,6 +411,51 @@ impl RowPlan {
 /// Which binlog type / definition pairs the fast path writes itself: exactly those where the
 /// stock conversion leaves the bytes unchanged (up to MEDIUMINT widening and charset
 /// conversion). Any other pair, including an unexpected one, takes the general path.
+/// Whether a binlog column type can hold values of a column defined as `def`: the same type
+/// family and, for integers, the same width.
+fn agrees(ty: ColumnType, def: &SourceType) -> bool {
+    use ColumnType::*;
+    let text_like = matches!(
+        ty,
+        MYSQL_TYPE_VARCHAR
+            | MYSQL_TYPE_VAR_STRING
+            | MYSQL_TYPE_STRING
+            | MYSQL_TYPE_BLOB
+            | MYSQL_TYPE_TINY_BLOB
+            | MYSQL_TYPE_MEDIUM_BLOB
+            | MYSQL_TYPE_LONG_BLOB
+    );
+    match def {
+        SourceType::Int { bytes, .. } => matches!(
+            (ty, bytes),
+            (MYSQL_TYPE_TINY, 1)
+                | (MYSQL_TYPE_SHORT, 2)
+                | (MYSQL_TYPE_INT24, 3)
+                | (MYSQL_TYPE_LONG, 4)
+                | (MYSQL_TYPE_LONGLONG, 8)
+        ),
+        SourceType::Decimal { .. } => ty == MYSQL_TYPE_NEWDECIMAL,
+        SourceType::Float => ty == MYSQL_TYPE_FLOAT,
+        SourceType::Double => ty == MYSQL_TYPE_DOUBLE,
+        SourceType::Bit { .. } => ty == MYSQL_TYPE_BIT,
+        SourceType::Text { .. } | SourceType::FixedBinary { .. } => text_like,
+        // MySQL 9's VECTOR is a length-prefixed byte string too.
+        SourceType::Binary => text_like || ty == MYSQL_TYPE_VECTOR,
+        SourceType::Enum { .. } => ty == MYSQL_TYPE_ENUM,
+        SourceType::Set { .. } => ty == MYSQL_TYPE_SET,
+        SourceType::Date => matches!(ty, MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE),
+        SourceType::DateTime { .. } => matches!(ty, MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2),
+        SourceType::Timestamp { .. } => {
+            matches!(ty, MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2)
+        }
+        SourceType::Time { .. } => matches!(ty, MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2),
+        SourceType::Year => ty == MYSQL_TYPE_YEAR,
+        // MySQL's binary JSON, or MariaDB's alias of LONGTEXT.
+        SourceType::Json => ty == MYSQL_TYPE_JSON || text_like,
+        SourceType::Geometry => ty == MYSQL_TYPE_GEOMETRY || text_like,
+    }
+}
+
 fn target(ty: ColumnType, def: &SourceType) -> Target {
     use ColumnType::*;
     match (ty, def) {

@@ -216,6 +216,9 @@ impl Cdc<'_> {
             tokio::select! {
                 queued = feed.next() => {
                     decoder.apply(&queued?.event, &mut batch)?;
+                    for (table, reason) in decoder.take_isolations() {
+                        self.isolate(&plans[table].def.qualified(), &reason).await?;
+                    }
                     if batch.in_transaction() && batch.bytes() >= MAX_BATCH_BYTES {
                         self.spill(&mut batch, plans, inserts_ref).await?;
                     }
@@ -224,6 +227,10 @@ impl Cdc<'_> {
                         // then a checkpoint after it, so rows after it are decoded with the new.
                         self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
                         self.apply_schema_change(&change, plans, checkpoint.seq + 1).await?;
+                        // The batch is empty and the decoder is rebuilt: tables isolated for
+                        // their rows leave the plans here.
+                        let isolated = self.store.isolated().await?;
+                        plans.retain(|p| !isolated.iter().any(|(t, _)| *t == p.def.qualified()));
                         let next = Checkpoint {
                             seq: checkpoint.seq + 1,
                             position: change.position.clone(),

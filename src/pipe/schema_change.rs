@@ -81,16 +81,23 @@ impl Cdc<'_> {
                         "`{}` at {}: {reason}; the table is no longer replicated until a resync",
                         change.statement, change.position
                     );
-                    warn!(pipe = %self.cfg.name, table = %table, reason = %reason, "table isolated");
-                    crate::metrics::error(&self.cfg.name, "table_isolated");
-                    self.store.isolate(&table, &reason).await?;
+                    self.isolate(&table, &reason).await?;
                     plans.remove(i);
-                    self.handle.update(|s| {
-                        s.tables.entry(table.clone()).or_default().error = Some(reason);
-                    });
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Takes `table` out of replication with `reason` (state, status, metrics); the other
+    /// tables continue and `tables resync` repairs it.
+    pub(super) async fn isolate(&self, table: &str, reason: &str) -> Result<()> {
+        warn!(pipe = %self.cfg.name, table = %table, reason = %reason, "table isolated");
+        crate::metrics::error(&self.cfg.name, "table_isolated");
+        self.store.isolate(table, reason).await?;
+        self.handle.update(|s| {
+            s.tables.entry(table.to_owned()).or_default().error = Some(reason.to_owned());
+        });
         Ok(())
     }
 
