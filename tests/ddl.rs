@@ -124,6 +124,18 @@ async fn ddl_is_followed_in_binlog_order() {
         columns: &[("id", Kind::Int), ("s", Kind::Text)],
     };
     equal(&s, &pipe, &daemon, &[fresh2, OTHER]).await;
+    // CREATE TABLE … LIKE a replicated table: the copy has its columns and key.
+    s.exec(
+        &mut conn,
+        "CREATE TABLE other_copy LIKE other; INSERT INTO other_copy VALUES (1, 10), (2, 20);
+         UPDATE other_copy SET v = 21 WHERE id = 2",
+    )
+    .await;
+    let copy = Table {
+        name: "other_copy",
+        ..OTHER
+    };
+    equal(&s, &pipe, &daemon, &[copy, OTHER]).await;
 
     // kill -9, then a DDL and rows written while the daemon is down: the restart decodes the
     // rows before the DDL with the old definition and the rows after with the new one.

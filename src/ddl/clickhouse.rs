@@ -15,7 +15,7 @@
 //! | `TRUNCATE` | [`truncate_sql`]. |
 //! | `DROP TABLE` | [`drop_sql`]: the source rows are gone; a later `CREATE` starts empty. |
 //! | `RENAME TABLE a TO b` | [`membership`]: `Stays` → [`alter`] with the definition from [`apply`](super::apply) of [`Change::RenameTable`](super::Change) (a `RENAME TABLE` when the target name follows the source name); `Enters` → the table was never copied: snapshot it; `Leaves` → stop replicating it (the target is left as it is); `Outside` → nothing. |
-//! | `CREATE TABLE` of a selected table | `create_table_sql` of its plan; it is empty at this position, so no snapshot. `LIKE` copies the known definition of the source table; `… SELECT` and an unknown `LIKE` source are handled as [`Ddl::Unparsed`](super::Ddl). |
+//! | `CREATE TABLE` of a selected table | `create_table_sql` of its plan; it is empty at this position, so no snapshot. `LIKE` copies the definition the pipe holds for a replicated source table; a statement-logged `… SELECT` and a `LIKE` of a table the pipe does not replicate leave the new table unreplicated, with a warning (`tables add` takes it). |
 //! | `DROP DATABASE` | [`drop_sql`] for each replicated table of it. |
 //!
 //! Type changes applied in place (`MODIFY COLUMN`, or nothing when the ClickHouse type stays):

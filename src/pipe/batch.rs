@@ -64,6 +64,8 @@ pub(crate) struct Batch {
     /// End of the last transaction committed into this batch.
     pub position: Option<Position>,
     committed_rows: usize,
+    /// Bytes held in `tables`, kept as rows are pushed: read after every event.
+    bytes: usize,
     open: Option<Mark>,
 }
 
@@ -74,6 +76,7 @@ impl Batch {
             next_version,
             position: None,
             committed_rows: 0,
+            bytes: 0,
             open: None,
         }
     }
@@ -117,6 +120,7 @@ impl Batch {
         }
         t.data.extend_from_slice(&version.to_le_bytes());
         t.data.push(u8::from(deleted));
+        self.bytes += t.data.len() - start;
         t.rows += 1;
         self.next_version += 1;
         Ok(version)
@@ -144,6 +148,7 @@ impl Batch {
                 t.ops = ops;
             }
             self.next_version = mark.next_version;
+            self.bytes = self.held();
         }
         true
     }
@@ -179,6 +184,7 @@ impl Batch {
             mark.spilled = true;
         }
         self.committed_rows = 0;
+        self.bytes = 0;
         out
     }
 
@@ -189,6 +195,10 @@ impl Batch {
 
     /// Bytes of RowBinary held, open transaction included.
     pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn held(&self) -> usize {
         self.tables.iter().map(|t| t.data.len()).sum()
     }
 
@@ -225,6 +235,7 @@ impl Batch {
             });
         }
         self.committed_rows = 0;
+        self.bytes = self.held();
         (out, self.position.take())
     }
 }
@@ -356,6 +367,19 @@ mod tests {
         put(&mut b, 0, 1);
         put(&mut b, 1, 2);
         assert_eq!(b.bytes(), 2 * (1 + 8 + 1));
+        b.commit(pos(1));
+        b.begin();
+        put(&mut b, 0, 3);
+        b.rollback();
+        assert_eq!(
+            b.bytes(),
+            2 * (1 + 8 + 1),
+            "a rollback gives its bytes back"
+        );
+        b.begin();
+        put(&mut b, 0, 4);
+        let _ = b.take_committed();
+        assert_eq!(b.bytes(), 1 + 8 + 1, "the open transaction's bytes stay");
     }
 
     #[test]

@@ -328,6 +328,7 @@ impl Cdc<'_> {
         self.handle.update(|s| {
             s.position = Some(checkpoint.position.to_string());
             s.lag_seconds = Some(lag);
+            s.events_applied += changes as u64;
         });
         info!(
             pipe = %self.cfg.name,
@@ -351,6 +352,7 @@ impl Cdc<'_> {
     ) -> Result<()> {
         let bytes = batch.bytes();
         let changes = self.write(batch.spill(), plans, inserts).await?;
+        self.handle.update(|s| s.events_applied += changes as u64);
         crate::metrics::spilled(&self.cfg.name);
         info!(
             pipe = %self.cfg.name,
@@ -384,7 +386,6 @@ impl Cdc<'_> {
                 );
             }
         }
-        self.handle.update(|s| s.events_applied += changes as u64);
         Ok(changes)
     }
 

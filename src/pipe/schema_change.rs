@@ -18,7 +18,7 @@ use crate::clickhouse::ddl::{column_type, create_table_sql, ident};
 use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migration};
 use crate::ddl::{self, CreateTable, Ddl, Defaults};
 use crate::error::Result;
-use crate::schema::TablePlan;
+use crate::schema::{TableDef, TablePlan};
 
 /// What became of one table.
 enum Outcome {
@@ -221,16 +221,29 @@ impl Cdc<'_> {
             .get(&name)
             .cloned()
             .unwrap_or_default();
-        let plan = match ct
-            .table_def(&defaults)
-            .map_err(|e| e.to_string())
-            .and_then(|def| {
-                if def.primary_key.is_empty() {
-                    Err(format!("{name} has no primary key"))
-                } else {
-                    TablePlan::new(def, &options)
-                }
-            }) {
+        let def = match &ct.like {
+            // The copy has the columns and key the source table has at this position: the
+            // definition this pipe holds for it, when it replicates it.
+            Some((db, table)) => plans
+                .iter()
+                .find(|p| p.def.db == *db && p.def.name == *table)
+                .map(|p| TableDef {
+                    db: ct.table.0.clone(),
+                    name: ct.table.1.clone(),
+                    ..p.def.clone()
+                })
+                .ok_or_else(|| {
+                    format!("created LIKE `{db}`.`{table}`, which this pipe does not replicate: its columns are not known here")
+                }),
+            None => ct.table_def(&defaults).map_err(|e| e.to_string()),
+        };
+        let plan = match def.and_then(|def| {
+            if def.primary_key.is_empty() {
+                Err(format!("{name} has no primary key"))
+            } else {
+                TablePlan::new(def, &options)
+            }
+        }) {
             Ok(plan) => plan,
             Err(reason) => {
                 warn!(pipe = %self.cfg.name, table = %name, statement = %change.statement, reason = %reason, "created table not replicated; add it with `tributary tables add` once it can be");
