@@ -154,6 +154,14 @@ enum TablesCommand {
     },
 }
 
+/// Writes command output to stdout. A reader that went away (`tributary status | head`) is not
+/// an error of the command: the rest of the output is dropped and the exit code stays the
+/// command's own (`println!` would panic instead).
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -169,7 +177,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Version => {
-            println!("tributary {}", env!("CARGO_PKG_VERSION"));
+            say(&format!("tributary {}\n", env!("CARGO_PKG_VERSION")));
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config } => load(&config).map(|c| runtime.block_on(run(c))),

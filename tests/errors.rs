@@ -19,6 +19,23 @@ fn tributary(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// `tributary version | head -0`: a reader gone before the output is written is no crash.
+#[test]
+fn output_to_a_closed_pipe_is_not_a_crash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("version")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tributary");
+    // Closed before the process has started writing.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn a_wrong_config_names_the_key_the_value_and_the_expectation() {
     let path = std::env::temp_dir().join(format!("bad-{}.toml", rand::random::<u32>()));

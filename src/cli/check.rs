@@ -12,14 +12,14 @@ use crate::source::{introspect, ServerFlavor, Source};
 
 /// Prints one line; returns false on a failure.
 fn report(level: Level, what: &str, detail: &str) -> bool {
-    println!("{} {what}: {detail}", level.as_str());
+    super::say(&format!("{} {what}: {detail}\n", level.as_str()));
     level != Level::Fail
 }
 
 pub(super) async fn check(config: Config) -> ExitCode {
     let mut all_ok = true;
     for cfg in &config.pipes {
-        println!("pipe {}", cfg.name);
+        super::say(&format!("pipe {}\n", cfg.name));
         all_ok &= check_pipe(cfg).await;
     }
     if all_ok {

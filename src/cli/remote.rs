@@ -82,7 +82,7 @@ where
     };
     match reply {
         Ok(reply) if reply.ok() => {
-            println!("{}", answer_text(&reply));
+            super::say(&format!("{}\n", answer_text(&reply)));
             ExitCode::SUCCESS
         }
         Ok(reply) => {

@@ -171,14 +171,14 @@ pub(super) async fn status(
     for view in &shown {
         if json {
             match serde_json::to_string(view) {
-                Ok(line) => println!("{line}"),
+                Ok(line) => super::say(&format!("{line}\n")),
                 Err(e) => {
                     eprintln!("error: {e}");
                     code = ExitCode::FAILURE;
                 }
             }
         } else {
-            print!("{}", render(view));
+            super::say(&render(view));
         }
     }
     code
