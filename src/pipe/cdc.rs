@@ -188,6 +188,7 @@ impl Cdc<'_> {
         let flush_interval = self.cfg.sync.flush_interval;
         let mut deadline = Instant::now() + flush_interval;
         let mut verify = verification_timer();
+        let mut reload_after = self.reload_after.clone();
         loop {
             let due = Instant::now() >= deadline;
             if !batch.in_transaction()
@@ -201,7 +202,7 @@ impl Cdc<'_> {
             } else if due && batch.position.is_none() && !batch.in_transaction() {
                 deadline = Instant::now() + flush_interval;
             }
-            if let Some(after) = &self.reload_after {
+            if let Some(after) = &reload_after {
                 if !batch.in_transaction() && checkpoint.position.reached(after) {
                     self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder)
                         .await?;
@@ -226,7 +227,12 @@ impl Cdc<'_> {
                         // The rows before the DDL, under the old definitions; then the DDL;
                         // then a checkpoint after it, so rows after it are decoded with the new.
                         self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
-                        self.apply_schema_change(&change, plans, checkpoint.seq + 1).await?;
+                        if self.apply_schema_change(&change, plans, checkpoint.seq + 1).await? {
+                            // Rebuilt once CDC has passed where the source is now: past this
+                            // DDL and any later one the rebuild's definition includes.
+                            let mut conn = self.source.conn().await?;
+                            reload_after = Some(self.source.current_position(&mut conn).await?);
+                        }
                         // The batch is empty and the decoder is rebuilt: tables isolated for
                         // their rows leave the plans here.
                         let isolated = self.store.isolated().await?;

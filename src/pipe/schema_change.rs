@@ -27,21 +27,26 @@ enum Outcome {
     /// No longer replicated, not an error (dropped in the source).
     Stop,
     Isolate(String),
+    /// The target cannot follow in place: isolated, then rebuilt from a snapshot.
+    Rebuild(String),
 }
 
 impl Cdc<'_> {
     /// Applies `change` to the target and to `plans` (tables may leave `plans`).
     /// `applies_from` is the sequence of the checkpoint written right after the change: the
-    /// new definitions are stored as in force from it.
+    /// new definitions are stored as in force from it. Returns whether a table awaits a
+    /// rebuild (a pending reload).
     pub(super) async fn apply_schema_change(
         &self,
         change: &SchemaChange,
         plans: &mut Vec<TablePlan>,
         applies_from: u64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if let Ddl::CreateTable(ct) = &change.ddl {
-            return self.create_table(change, ct, plans, applies_from).await;
+            self.create_table(change, ct, plans, applies_from).await?;
+            return Ok(false);
         }
+        let mut rebuild = false;
         let mut outcomes = Vec::new();
         for &i in &change.tables {
             let Some(plan) = plans.get(i) else { continue };
@@ -84,9 +89,19 @@ impl Cdc<'_> {
                     self.isolate(&table, &reason).await?;
                     plans.remove(i);
                 }
+                Outcome::Rebuild(reason) => {
+                    let reason = format!(
+                        "`{}` at {}: {reason}; the table is rebuilt from a snapshot once replication has passed the change",
+                        change.statement, change.position
+                    );
+                    self.isolate(&table, &reason).await?;
+                    self.store.mark_reload(&table, true).await?;
+                    plans.remove(i);
+                    rebuild = true;
+                }
             }
         }
-        Ok(())
+        Ok(rebuild)
     }
 
     /// Takes `table` out of replication with `reason` (state, status, metrics); the other
@@ -135,7 +150,7 @@ impl Cdc<'_> {
                         info!(pipe = %self.cfg.name, table = %plan.def.qualified(), statement = %change.statement, applied = statements.len(), "schema change followed");
                         Outcome::Replace(new)
                     }
-                    Migration::Rebuild { reason } => Outcome::Isolate(reason),
+                    Migration::Rebuild { reason } => Outcome::Rebuild(reason),
                 }
             }
             Ddl::Truncate(_) => {
