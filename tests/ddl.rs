@@ -290,10 +290,11 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
         columns: &[("id", Kind::Int), ("a", Kind::Int)],
     };
     equal(&s, &pipe, &daemon, &[weird, OTHER]).await;
-    let isolated = s.ch(&format!(
-        "SELECT count() FROM `{db}_state`.table_isolation FINAL WHERE reason != ''"
-    ));
-    assert_eq!(isolated.trim(), "0", "still isolated after its resync");
+    assert_eq!(
+        isolated_tables(&s, &db),
+        "0",
+        "still isolated after its resync"
+    );
     s.cleanup(&pipe).await;
 }
 
@@ -308,16 +309,9 @@ async fn ddl_during_the_snapshot_of_the_same_table_ends_with_a_correct_table() {
     pipe.parallelism = 1;
     pipe.rows_per_partition = 250;
     let db = pipe.db.clone();
-    let mut conn = s.mysql().await;
-    s.exec(&mut conn, &format!("CREATE DATABASE `{db}`")).await;
-    s.exec(&mut conn, &format!("USE `{db}`")).await;
-    s.exec(
-        &mut conn,
-        "CREATE TABLE big (id INT PRIMARY KEY, a INT, x VARCHAR(20), pad CHAR(60));
+    let mut conn = create(&s, &pipe, "CREATE TABLE big (id INT PRIMARY KEY, a INT, x VARCHAR(20), pad CHAR(60));
          INSERT INTO big SELECT seq, seq % 97, CONCAT('x', seq), REPEAT('p', 60) FROM seq_1_to_200000;
-         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);",
-    )
-    .await;
+         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);").await;
     let daemon = Daemon::start(&s.config(&pipe, ""));
     let api = pipe.api();
     let deadline = std::time::Instant::now() + WITHIN;
@@ -367,10 +361,7 @@ async fn ddl_during_the_snapshot_of_the_same_table_ends_with_a_correct_table() {
         reasons.contains("changed in the source while it was loaded"),
         "the load was not interrupted by the change: {reasons:?}"
     );
-    let isolated = s.ch(&format!(
-        "SELECT count() FROM (SELECT argMax(reason, at) AS r FROM `{db}_state`.table_isolation GROUP BY table_name) WHERE r != ''"
-    ));
-    assert_eq!(isolated.trim(), "0", "{reasons}");
+    assert_eq!(isolated_tables(&s, &db), "0", "{reasons}");
     // Replicated again after its reload.
     s.exec(&mut conn, "UPDATE big SET c = 99 WHERE id = 2")
         .await;
@@ -386,11 +377,9 @@ async fn rows_that_do_not_match_the_definition_isolate_only_their_table() {
     let Some(s) = servers() else { return };
     let pipe = Pipe::new("rowmap");
     let db = pipe.db.clone();
-    let mut conn = s.mysql().await;
-    s.exec(&mut conn, &format!("CREATE DATABASE `{db}`")).await;
-    s.exec(&mut conn, &format!("USE `{db}`")).await;
-    s.exec(
-        &mut conn,
+    let mut conn = create(
+        &s,
+        &pipe,
         "CREATE TABLE drifted (id INT PRIMARY KEY, v INT, s VARCHAR(10));
          CREATE TABLE other (id INT PRIMARY KEY, v INT);
          INSERT INTO drifted VALUES (1, 1, 'a'); INSERT INTO other VALUES (1, 1);",
@@ -457,4 +446,123 @@ async fn rows_that_do_not_match_the_definition_isolate_only_their_table() {
     };
     equal(&s, &pipe, &daemon, &[drifted, OTHER]).await;
     s.cleanup(&pipe).await;
+}
+
+/// The pipe's source database with `ddl` run in it; a connection using it.
+async fn create(s: &Servers, pipe: &Pipe, ddl: &str) -> mysql_async::Conn {
+    let mut conn = s.mysql().await;
+    s.exec(&mut conn, &format!("CREATE DATABASE `{}`", pipe.db))
+        .await;
+    s.exec(&mut conn, &format!("USE `{}`", pipe.db)).await;
+    s.exec(&mut conn, ddl).await;
+    conn
+}
+
+/// How many tables of the pipe are isolated now.
+fn isolated_tables(s: &Servers, db: &str) -> String {
+    s.ch(&format!(
+        "SELECT count() FROM (SELECT argMax(reason, at) AS r FROM `{db}_state`.table_isolation \
+         GROUP BY table_name) WHERE r != ''"
+    ))
+    .trim()
+    .to_owned()
+}
+
+fn target_rows(s: &Servers, db: &str, table: &str) -> String {
+    s.ch(&format!(
+        "SELECT count() FROM `{db}`.`{table}` FINAL WHERE _tributary_is_deleted = 0"
+    ))
+    .trim()
+    .to_owned()
+}
+
+async fn wait_until(what: &str, daemon: &Daemon, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WITHIN;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}\n{}",
+            support::tail(&daemon.log_text(), 20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// CREATE … SELECT, DROP TABLE (target kept, or dropped with `on_source_drop = "drop"`), the
+/// same name created again (a fresh target) and CREATE TABLE IF NOT EXISTS over an existing
+/// target (rebuilt from a snapshot).
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_created_dropped_and_created_again() {
+    let Some(s) = servers() else { return };
+    for on_drop in ["keep", "drop"] {
+        let mut pipe = Pipe::new("ddldrop");
+        pipe.on_source_drop = on_drop;
+        let db = pipe.db.clone();
+        let mut conn = create(&s, &pipe, "CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1), (2, 2), (3, 3);").await;
+        let daemon = Daemon::start(&s.config(&pipe, ""));
+        s.wait_for_state(&pipe, "Running", WITHIN);
+
+        // In row format the server logs CREATE … SELECT as the full definition plus row events.
+        s.exec(
+            &mut conn,
+            "CREATE TABLE sel (PRIMARY KEY (id)) SELECT id, v FROM other WHERE id < 3",
+        )
+        .await;
+        let sel = Table {
+            name: "sel",
+            ..OTHER
+        };
+        equal(&s, &pipe, &daemon, &[sel, OTHER]).await;
+
+        s.exec(&mut conn, "DROP TABLE sel; INSERT INTO other VALUES (4, 4)")
+            .await;
+        equal(&s, &pipe, &daemon, &[OTHER]).await;
+        let exists = || {
+            s.ch(&format!(
+                "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'sel'"
+            ))
+            .trim()
+            .to_owned()
+        };
+        match on_drop {
+            "keep" => assert_eq!(target_rows(&s, &db, "sel"), "2", "target kept"),
+            _ => wait_until("target not dropped", &daemon, || exists() == "0").await,
+        }
+
+        // The same name again, another shape, with IF NOT EXISTS: a kept target may hold
+        // anything, so the table is rebuilt from a snapshot; a dropped one is just created.
+        s.exec(
+            &mut conn,
+            "CREATE TABLE IF NOT EXISTS sel (id INT PRIMARY KEY, w VARCHAR(5)); INSERT INTO sel VALUES (7, 'n')",
+        )
+        .await;
+        const SEL2: Table<'static> = Table {
+            name: "sel",
+            key: &["id"],
+            columns: &[("id", Kind::Int), ("w", Kind::Text)],
+        };
+        equal(&s, &pipe, &daemon, &[SEL2, OTHER]).await;
+        let reasons = s.ch(&format!(
+            "SELECT reason FROM `{db}_state`.table_isolation WHERE table_name = '{db}.sel'"
+        ));
+        assert_eq!(
+            reasons.contains("already exists"),
+            on_drop == "keep",
+            "{reasons}"
+        );
+        wait_until("sel not replicated again", &daemon, || {
+            isolated_tables(&s, &db) == "0"
+        })
+        .await;
+
+        // Dropped and created again without IF NOT EXISTS: a fresh target replaces a kept one.
+        s.exec(
+            &mut conn,
+            "DROP TABLE sel; CREATE TABLE sel (id INT PRIMARY KEY, w VARCHAR(5));
+             INSERT INTO sel VALUES (8, 'm'), (9, 'p'); UPDATE sel SET w = 'o' WHERE id = 8",
+        )
+        .await;
+        equal(&s, &pipe, &daemon, &[SEL2, OTHER]).await;
+        s.cleanup(&pipe).await;
+    }
 }

@@ -219,6 +219,29 @@ pub struct TablesConfig {
     pub exclude: Vec<String>,
     /// Keyed by exact `db.table`; every key is selected by include/exclude.
     pub options: BTreeMap<String, TableOptions>,
+    /// What a `DROP TABLE` (or `DROP DATABASE`) in the source does to the target table.
+    pub on_source_drop: OnSourceDrop,
+}
+
+/// The target table of a table dropped in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnSourceDrop {
+    /// Kept with its rows as they were (replication of it stops).
+    #[default]
+    Keep,
+    /// Dropped too.
+    Drop,
+}
+
+impl OnSourceDrop {
+    pub const ALL: [OnSourceDrop; 2] = [OnSourceDrop::Keep, OnSourceDrop::Drop];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnSourceDrop::Keep => "keep",
+            OnSourceDrop::Drop => "drop",
+        }
+    }
 }
 
 impl TablesConfig {

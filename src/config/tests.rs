@@ -122,6 +122,7 @@ fn expected_example() -> Config {
                         partition_by: None,
                     },
                 )]),
+                on_source_drop: OnSourceDrop::Keep,
             },
             snapshot: SnapshotConfig {
                 rows_per_partition: 100_000,
@@ -198,6 +199,24 @@ fn enums_parse_and_print() {
     }
     assert_eq!(Mode::CdcOnly.as_str(), "cdc_only");
     assert_eq!(Flavor::Mysql.as_str(), "mysql");
+}
+
+#[test]
+fn on_source_drop_keeps_by_default_and_names_its_choices() {
+    assert_eq!(
+        load(MINIMAL).unwrap().pipes[0].tables.on_source_drop,
+        OnSourceDrop::Keep
+    );
+    let text = format!("{MINIMAL}on_source_drop = \"drop\"\n");
+    assert_eq!(
+        load(&text).unwrap().pipes[0].tables.on_source_drop,
+        OnSourceDrop::Drop
+    );
+    let text = format!("{MINIMAL}on_source_drop = \"purge\"\n");
+    assert_eq!(
+        error(&text),
+        "config key `pipes[0].tables.on_source_drop`: value `purge` is not a valid on_source_drop (expected one of \"keep\", \"drop\")"
+    );
 }
 
 #[test]
@@ -468,6 +487,7 @@ fn glob_matching() {
         include: vec!["shop.*".into(), "crm.user?".into(), "*.audit_*".into()],
         exclude: vec!["shop.tmp_*".into(), "*.audit_old".into()],
         options: BTreeMap::new(),
+        on_source_drop: OnSourceDrop::Keep,
     };
     assert!(tables.matches("shop", "orders"));
     assert!(

@@ -10,8 +10,8 @@ use config::{Map, Value, ValueKind};
 use url::Url;
 
 use super::{
-    read_password_file, redact_url, ApiConfig, Config, ConfigError, Flavor, Mode, PipeConfig,
-    SnapshotConfig, SourceConfig, SyncConfig, TableOptions, TablesConfig, TargetConfig,
+    read_password_file, redact_url, ApiConfig, Config, ConfigError, Flavor, Mode, OnSourceDrop,
+    PipeConfig, SnapshotConfig, SourceConfig, SyncConfig, TableOptions, TablesConfig, TargetConfig,
 };
 
 const ROOT_KEYS: &[&str] = &["api", "pipes"];
@@ -28,7 +28,7 @@ const TARGET_KEYS: &[&str] = &[
     "database",
     "state_database",
 ];
-const TABLES_KEYS: &[&str] = &["include", "exclude", "options"];
+const TABLES_KEYS: &[&str] = &["include", "exclude", "options", "on_source_drop"];
 const OPTION_KEYS: &[&str] = &["target", "exclude_columns", "order_by", "partition_by"];
 const SNAPSHOT_KEYS: &[&str] = &["rows_per_partition", "parallelism", "tables_in_parallel"];
 const SYNC_KEYS: &[&str] = &["batch_rows", "flush_interval"];
@@ -482,6 +482,7 @@ fn build_tables(t: &Section<'_>) -> Result<TablesConfig, ConfigError> {
         include,
         exclude,
         options: BTreeMap::new(),
+        on_source_drop: t.choice("on_source_drop", &OnSourceDrop::ALL, OnSourceDrop::as_str)?,
     };
     let options_key = t.key("options");
     let mut entries: Vec<(&String, &Value)> = match t.get("options").map(|v| &v.kind) {

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use super::cdc::Cdc;
 use crate::binlog::events::SchemaChange;
 use crate::clickhouse::ddl::{column_type, create_table_sql, ident};
+use crate::config::OnSourceDrop;
 use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migration};
 use crate::ddl::{self, CreateTable, Ddl, Defaults};
 use crate::error::Result;
@@ -43,8 +44,7 @@ impl Cdc<'_> {
         applies_from: u64,
     ) -> Result<bool> {
         if let Ddl::CreateTable(ct) = &change.ddl {
-            self.create_table(change, ct, plans, applies_from).await?;
-            return Ok(false);
+            return self.create_table(change, ct, plans, applies_from).await;
         }
         let mut rebuild = false;
         let mut outcomes = Vec::new();
@@ -75,7 +75,7 @@ impl Cdc<'_> {
                     plans[i] = plan;
                 }
                 Outcome::Stop => {
-                    info!(pipe = %self.cfg.name, table = %table, statement = %change.statement, "table dropped in the source: no longer replicated (target kept)");
+                    info!(pipe = %self.cfg.name, table = %table, statement = %change.statement, "table dropped or renamed away in the source: no longer replicated");
                     plans.remove(i);
                     self.handle.update(|s| {
                         s.tables.remove(&table);
@@ -158,7 +158,14 @@ impl Cdc<'_> {
                 info!(pipe = %self.cfg.name, table = %plan.def.qualified(), "truncated in the source: target emptied");
                 Outcome::Keep
             }
-            Ddl::DropTable(_) | Ddl::DropDatabase(_) => Outcome::Stop,
+            Ddl::DropTable(_) | Ddl::DropDatabase(_) => {
+                if self.cfg.tables.on_source_drop == OnSourceDrop::Drop {
+                    let sql = format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(&plan.target));
+                    self.target.execute_sync(&sql).await?;
+                    info!(pipe = %self.cfg.name, table = %plan.def.qualified(), "target table dropped (tables.on_source_drop = \"drop\")");
+                }
+                Outcome::Stop
+            }
             Ddl::RenameTables(pairs) => {
                 // Renames apply left to right: follow this table through the chain.
                 let mut name = (plan.def.db.clone(), plan.def.name.clone());
@@ -213,13 +220,17 @@ impl Cdc<'_> {
 
     /// A table created in the source that the selection includes: its target is created
     /// empty and it is replicated from here on (`CREATE … SELECT` rows follow as row events).
+    /// A target left by an earlier table of that name (kept after its `DROP`) is replaced. After
+    /// `CREATE TABLE IF NOT EXISTS`, which the server logs even when the table was there, an
+    /// existing target may hold anything: the table is rebuilt from a snapshot instead
+    /// (returns true).
     async fn create_table(
         &self,
         change: &SchemaChange,
         ct: &CreateTable,
         plans: &mut Vec<TablePlan>,
         applies_from: u64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let name = format!("{}.{}", ct.table.0, ct.table.1);
         let charset = match &ct.charset {
             Some(c) => c.clone(),
@@ -262,11 +273,26 @@ impl Cdc<'_> {
             Ok(plan) => plan,
             Err(reason) => {
                 warn!(pipe = %self.cfg.name, table = %name, statement = %change.statement, reason = %reason, "created table not replicated; add it with `tributary tables add` once it can be");
-                return Ok(());
+                return Ok(false);
             }
         };
+        let db = &self.cfg.target.database;
+        if self.target_exists(&plan.target).await? {
+            if ct.if_not_exists {
+                let reason = format!(
+                    "`{}` at {}: the target table already exists and the source table may have too; the table is rebuilt from a snapshot once replication has passed the change",
+                    change.statement, change.position
+                );
+                self.isolate(&name, &reason).await?;
+                self.store.mark_reload(&name, true).await?;
+                return Ok(true);
+            }
+            warn!(pipe = %self.cfg.name, table = %name, "table created again in the source: its earlier target table is replaced");
+            let sql = format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(&plan.target));
+            self.target.execute_sync(&sql).await?;
+        }
         self.target
-            .execute_sync(&create_table_sql(&self.cfg.target.database, &plan))
+            .execute_sync(&create_table_sql(db, &plan))
             .await?;
         self.store.save_definition(&plan.def, applies_from).await?;
         // Created empty at this position: nothing to snapshot.
@@ -285,7 +311,22 @@ impl Cdc<'_> {
             s.tables.entry(name.clone()).or_default().done = true;
         });
         plans.push(plan);
-        Ok(())
+        Ok(false)
+    }
+
+    async fn target_exists(&self, target: &str) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            n: u64,
+        }
+        let rows: Vec<Row> = self
+            .target
+            .select(
+                "SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                &[("db", &self.cfg.target.database), ("t", target)],
+            )
+            .await?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
     }
 
     async fn database_charset(&self, db: &str) -> Result<String> {

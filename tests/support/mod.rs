@@ -97,6 +97,7 @@ state_database = "{db}_state"
 
 [pipes.tables]
 include = ["{db}.*"]
+on_source_drop = "{on_source_drop}"
 
 [pipes.snapshot]
 rows_per_partition = {rows_per_partition}
@@ -118,6 +119,7 @@ flush_interval = "{flush}"
             tables_in_parallel = pipe.tables_in_parallel,
             batch_rows = pipe.batch_rows,
             flush = pipe.flush_interval,
+            on_source_drop = pipe.on_source_drop,
         );
         std::fs::write(&path, text).expect("write config");
         path
@@ -172,6 +174,8 @@ pub struct Pipe {
     pub tables_in_parallel: u32,
     pub batch_rows: u64,
     pub flush_interval: &'static str,
+    /// `tables.on_source_drop`: `keep` or `drop`.
+    pub on_source_drop: &'static str,
     /// The daemon's `api.listen` port: free when the pipe was made, one per test.
     pub api_port: u16,
 }
@@ -188,6 +192,7 @@ impl Pipe {
             tables_in_parallel: 1,
             batch_rows: 500,
             flush_interval: "200ms",
+            on_source_drop: "keep",
             api_port: free_port(),
         }
     }
