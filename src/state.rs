@@ -54,7 +54,8 @@ const TABLES: &[(&str, &str)] = &[
     ),
     (
         "table_reloads",
-        "(pipe String, table_name String, pending UInt8, at DateTime64(3) DEFAULT now64(3)) \
+        "(pipe String, table_name String, state UInt8, namespace String, \
+         at DateTime64(3) DEFAULT now64(3)) \
          ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
     ),
     (
@@ -71,6 +72,14 @@ pub(crate) struct Checkpoint {
     pub position: Position,
     /// The version the next CDC row change gets.
     pub next_version: u64,
+}
+
+/// A table's reload: waiting until CDC has passed a change, or loading into its copy (its
+/// progress under the state key `namespace`) while CDC writes its changes there too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reload {
+    Waiting,
+    Loading { namespace: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -489,34 +498,55 @@ impl StateStore {
             .await
     }
 
-    /// Tables to reload once replication has passed a change made while they were loaded.
-    pub async fn pending_reloads(&self) -> Result<Vec<String>> {
+    /// Tables being reloaded or waiting for a reload, with the state key of each load.
+    pub async fn reloads(&self) -> Result<Vec<(String, Reload)>> {
         #[derive(Deserialize)]
         struct Row {
             table_name: String,
+            state: u8,
+            namespace: String,
         }
         let sql = format!(
-            "SELECT table_name FROM {} WHERE pipe = {{pipe:String}} \
-             GROUP BY table_name HAVING argMax(pending, at) = 1 ORDER BY table_name",
+            "SELECT table_name, argMax(state, at) AS state, argMax(namespace, at) AS namespace \
+             FROM {} WHERE pipe = {{pipe:String}} GROUP BY table_name HAVING state != 0 \
+             ORDER BY table_name",
             self.table("table_reloads")
         );
         let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
-        Ok(rows.into_iter().map(|r| r.table_name).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let reload = match r.state {
+                    1 => Reload::Waiting,
+                    _ => Reload::Loading {
+                        namespace: r.namespace,
+                    },
+                };
+                (r.table_name, reload)
+            })
+            .collect())
     }
 
-    pub async fn mark_reload(&self, table: &str, pending: bool) -> Result<()> {
+    /// Records where `table`'s reload stands (`None`: no reload).
+    pub async fn save_reload(&self, table: &str, reload: Option<&Reload>) -> Result<()> {
         let sql = format!(
-            "INSERT INTO {} (pipe, table_name, pending) SELECT {{pipe:String}}, {{table:String}}, {{pending:UInt8}}",
+            "INSERT INTO {} (pipe, table_name, state, namespace) SELECT {{pipe:String}}, \
+             {{table:String}}, {{state:UInt8}}, {{namespace:String}}",
             self.table("table_reloads")
         );
-        let pending = u8::from(pending).to_string();
+        let (state, namespace) = match reload {
+            None => ("0", ""),
+            Some(Reload::Waiting) => ("1", ""),
+            Some(Reload::Loading { namespace }) => ("2", namespace.as_str()),
+        };
         self.target
             .execute(
                 &sql,
                 &[
                     ("pipe", &self.pipe),
                     ("table", table),
-                    ("pending", &pending),
+                    ("state", state),
+                    ("namespace", namespace),
                 ],
             )
             .await

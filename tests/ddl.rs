@@ -566,3 +566,77 @@ async fn tables_created_dropped_and_created_again() {
         s.cleanup(&pipe).await;
     }
 }
+
+/// A table resync loads the table's copy while every table keeps replicating (the other
+/// table's changes arrive before the load ends); a kill -9 during the load resumes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_reload_runs_alongside_replication_and_survives_kill_9() {
+    let Some(s) = servers() else { return };
+    let mut pipe = Pipe::new("reload");
+    pipe.parallelism = 1;
+    pipe.rows_per_partition = 250;
+    let db = pipe.db.clone();
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE big (id INT PRIMARY KEY, a INT, pad CHAR(60));
+         INSERT INTO big SELECT seq, seq % 97, REPEAT('p', 60) FROM seq_1_to_100000;
+         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let config = s.config(&pipe, "");
+    let mut daemon = Daemon::start(&config);
+    s.wait_for_state(&pipe, "Running", Duration::from_secs(120));
+    const BIG: Table<'static> = Table {
+        name: "big",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("a", Kind::Int), ("pad", Kind::Text)],
+    };
+    let api = pipe.api();
+    let answer = api
+        .post(
+            &format!("/v1/pipes/{}/tables/{db}.big/resync", pipe.name),
+            "",
+        )
+        .expect("resync");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.body.contains("swapped in once loaded"), "{answer:?}");
+    let copy_rows = || {
+        s.ch_try(&format!("SELECT count() FROM `{db}`.big_resync"))
+            .map(|r| r.trim().parse::<u64>().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    // Changes to both tables while the copy loads: `other`'s arrive before the load ends.
+    s.exec(
+        &mut conn,
+        "INSERT INTO other VALUES (2, 2); UPDATE big SET a = -1 WHERE id = 5; DELETE FROM big WHERE id = 99999",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[OTHER]).await;
+    let loaded = copy_rows();
+    assert!(
+        loaded > 0 && loaded < 90_000,
+        "the copy was not loading while other replicated ({loaded} rows)"
+    );
+
+    // Killed mid-load: the restart resumes the load, the copy keeps getting changes.
+    daemon.kill9();
+    s.exec(
+        &mut conn,
+        "UPDATE big SET a = -2 WHERE id = 90000; INSERT INTO big VALUES (300000, 3, 'late')",
+    )
+    .await;
+    let daemon = Daemon::start(&config);
+    equal(&s, &pipe, &daemon, &[BIG, OTHER]).await;
+    wait_until("the copy was not swapped in", &daemon, || {
+        s.ch(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'big_resync'"
+        ))
+        .trim()
+            == "0"
+    })
+    .await;
+    s.exec(&mut conn, "UPDATE big SET a = 7 WHERE id = 1").await;
+    equal(&s, &pipe, &daemon, &[BIG, OTHER]).await;
+    s.cleanup(&pipe).await;
+}

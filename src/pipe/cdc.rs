@@ -20,6 +20,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::reload::Load;
 use crate::binlog::events::Decoder;
 use crate::binlog::feed::Feed;
 use crate::binlog::stream::BinlogStream;
@@ -32,8 +33,10 @@ use crate::pipe::control::{Command, PipeHandle, Request};
 use crate::pipe::lifecycle::PipeState;
 use crate::pipe::recorder::Recorder;
 use crate::schema::TablePlan;
+use crate::snapshot::{self, Changed};
 use crate::source::{ServerFlavor, Source};
 use crate::state::{Checkpoint, StateStore};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 pub(crate) struct Cdc<'a> {
     pub cfg: &'a PipeConfig,
@@ -44,6 +47,9 @@ pub(crate) struct Cdc<'a> {
     pub server_id: u32,
     /// Hand back [`Exit::Reload`] once the checkpoint reaches this position.
     pub reload_after: Option<crate::source::Position>,
+    /// Tables loading into their copies meanwhile; each is handed back ([`Exit::Loaded`])
+    /// when its load ends.
+    pub loads: Vec<Load>,
 }
 
 /// Why replication stopped without an error.
@@ -55,6 +61,12 @@ pub(crate) enum Exit {
     /// The checkpoint reached `reload_after`: tables that changed under their load can be
     /// reloaded.
     Reload,
+    /// A table's load into its copy ended (`None`: stopped by shutdown), after the rows read
+    /// so far were flushed and checkpointed.
+    Loaded {
+        load: Box<Load>,
+        result: Result<Option<Vec<Changed>>>,
+    },
 }
 
 /// How one replication session ended.
@@ -189,6 +201,11 @@ impl Cdc<'_> {
         let mut deadline = Instant::now() + flush_interval;
         let mut verify = verification_timer();
         let mut reload_after = self.reload_after.clone();
+        let mut loading: FuturesUnordered<_> = self
+            .loads
+            .iter()
+            .map(|load| self.load(load, shutdown.clone()))
+            .collect();
         loop {
             let due = Instant::now() >= deadline;
             if !batch.in_transaction()
@@ -250,6 +267,12 @@ impl Cdc<'_> {
                     }
                 }
                 _ = sleep => {}
+                Some((load, result)) = loading.next(), if !loading.is_empty() => {
+                    // The copy gets every change read so far before it is swapped in.
+                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
+                    let load = Box::new(load.clone());
+                    return Ok(Session::Exit(Exit::Loaded { load, result }));
+                }
                 _ = verify.tick(), if !batch.in_transaction() => {
                     // Checkpoint what was read first: a file purged after the reader left it
                     // is no loss once the checkpoint has left it too.
@@ -277,6 +300,40 @@ impl Cdc<'_> {
                         return Ok(Session::Exit(Exit::Command(request)));
                     }
                 },
+            }
+        }
+    }
+
+    /// Loads one table's copy, retrying transient errors from its recorded partitions.
+    async fn load<'l>(
+        &self,
+        load: &'l Load,
+        shutdown: watch::Receiver<bool>,
+    ) -> (&'l Load, Result<Option<Vec<Changed>>>) {
+        let store = self.store.namespaced(&load.namespace);
+        let loader = snapshot::Loader {
+            source: self.source,
+            target: self.target,
+            target_db: &self.cfg.target.database,
+            store: &store,
+            rows_per_partition: self.cfg.snapshot.rows_per_partition,
+            parallelism: self.cfg.snapshot.parallelism,
+            tables_in_parallel: 1,
+            options: &self.cfg.tables.options,
+            handle: self.handle,
+            pipe: &self.cfg.name,
+        };
+        let mut attempt = 0;
+        loop {
+            match snapshot::load_tables(&loader, &[&load.plan], &shutdown).await {
+                Err(e) if e.is_transient() => {
+                    let wait = backoff(attempt);
+                    attempt += 1;
+                    crate::metrics::retry(&self.cfg.name, "reload");
+                    warn!(pipe = %self.cfg.name, table = %load.plan.def.qualified(), error = %e, retry_in = ?wait, "reload interrupted; resuming it");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return (load, other),
             }
         }
     }

@@ -13,6 +13,7 @@ pub(crate) mod cdc;
 pub(crate) mod control;
 pub(crate) mod lifecycle;
 pub(crate) mod recorder;
+mod reload;
 mod resync;
 mod schema_change;
 
@@ -31,7 +32,7 @@ use crate::metrics;
 use crate::schema::TablePlan;
 use crate::snapshot;
 use crate::source::{introspect, preflight, Source};
-use crate::state::{Checkpoint, StateStore};
+use crate::state::{Checkpoint, Reload, StateStore};
 use control::{Command, PipeHandle, Request};
 use lifecycle::PipeState;
 use mysql_async::prelude::Queryable;
@@ -367,9 +368,14 @@ impl Runner {
         source: Source,
     ) -> Result<Drive> {
         if self.cfg.mode != Mode::CdcOnly {
+            // A table reloading into its copy is loaded alongside CDC, not here.
+            let reloads = self.store.reloads().await?;
             let mut pending = Vec::new();
             for plan in &plans {
-                if !self.store.progress(&plan.def.qualified()).await?.done {
+                let table = plan.def.qualified();
+                if !reloads.iter().any(|(t, _)| *t == table)
+                    && !self.store.progress(&table).await?.done
+                {
                     pending.push(plan);
                 }
             }
@@ -393,9 +399,8 @@ impl Runner {
                     unchanged(changed.clone())?;
                 }
                 for c in &changed {
-                    self.defer_reload(c).await?;
+                    self.defer_reload(&mut plans, c).await?;
                 }
-                plans.retain(|p| !changed.iter().any(|c| c.table == p.def.qualified()));
             }
         }
         if self.cfg.mode == Mode::SnapshotOnly {
@@ -443,12 +448,19 @@ impl Runner {
         loop {
             // Tables waiting for a reload: CDC hands back once it has passed where the source
             // is now, hence past the change that interrupted their load.
-            let reload_after = if self.store.pending_reloads().await?.is_empty() {
-                None
-            } else {
+            let waiting = self
+                .store
+                .reloads()
+                .await?
+                .into_iter()
+                .any(|(_, r)| r == Reload::Waiting);
+            let reload_after = if waiting {
                 let mut conn = source.conn().await?;
                 Some(source.current_position(&mut conn).await?)
+            } else {
+                None
             };
+            let loads = self.loads(&mut plans).await?;
             let cdc = cdc::Cdc {
                 cfg: &self.cfg,
                 source: &source,
@@ -457,6 +469,7 @@ impl Runner {
                 handle: &self.handle,
                 server_id,
                 reload_after,
+                loads,
             };
             let exit = cdc
                 .run(
@@ -471,8 +484,13 @@ impl Runner {
                 cdc::Exit::Shutdown => return Ok(Drive::Outcome(Outcome::Stopped)),
                 cdc::Exit::Command(request) => request,
                 cdc::Exit::Reload => {
-                    self.reload_changed(&source, &mut plans, &checkpoint)
+                    self.start_waiting_reloads(&source, &mut plans, &checkpoint)
                         .await?;
+                    self.back_to_running(&checkpoint).await?;
+                    continue;
+                }
+                cdc::Exit::Loaded { load, result } => {
+                    self.loaded(&mut plans, &load, result).await?;
                     self.back_to_running(&checkpoint).await?;
                     continue;
                 }
@@ -505,7 +523,7 @@ impl Runner {
                 }
                 Command::ResyncTable { table } => {
                     let answer = self
-                        .resync_table(&source, &mut plans, &table, &checkpoint)
+                        .start_reload(&source, &mut plans, &table, &checkpoint)
                         .await;
                     let _ = request.reply.send(answer.map_err(|e| e.to_string()));
                 }
@@ -606,6 +624,7 @@ impl Runner {
         let plan = plans.remove(i);
         self.store.save_override(table, false).await?;
         self.store.forget_snapshot(table).await?;
+        self.store.save_reload(table, None).await?;
         if drop_target {
             let sql = format!(
                 "DROP TABLE IF EXISTS {}.{}",
@@ -682,48 +701,6 @@ impl Runner {
             *checkpoint = Some(cp);
         }
         Ok(Some(changed))
-    }
-
-    /// A table that changed under its initial load: isolated (its rows are not decoded under
-    /// a definition they were not written with) and reloaded with its new definition once
-    /// replication has passed the change.
-    async fn defer_reload(&self, changed: &snapshot::Changed) -> Result<()> {
-        let reason = format!(
-            "changed in the source while it was loaded ({}); reloaded automatically once replication has passed the change",
-            changed.error
-        );
-        warn!(pipe = %self.cfg.name, table = %changed.table, "{reason}");
-        self.store.isolate(&changed.table, &reason).await?;
-        self.store.mark_reload(&changed.table, true).await?;
-        self.handle.update(|s| {
-            s.tables.entry(changed.table.clone()).or_default().error = Some(reason);
-        });
-        Ok(())
-    }
-
-    /// Reloads the tables that changed under their initial load (CDC has passed the change),
-    /// each with the same table resync an operator can ask for. A reload that fails leaves its
-    /// table isolated with the reason.
-    async fn reload_changed(
-        &mut self,
-        source: &Source,
-        plans: &mut Vec<TablePlan>,
-        checkpoint: &Checkpoint,
-    ) -> Result<()> {
-        for table in self.store.pending_reloads().await? {
-            match self.resync_table(source, plans, &table, checkpoint).await {
-                Ok(done) => info!(pipe = %self.cfg.name, table = %table, "{done}"),
-                Err(e) => {
-                    let reason = format!(
-                        "the reload after a change during its snapshot failed: {e}; `tributary tables resync` retries it"
-                    );
-                    warn!(pipe = %self.cfg.name, table = %table, "{reason}");
-                    self.store.isolate(&table, &reason).await?;
-                    self.store.mark_reload(&table, false).await?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -5,12 +5,7 @@
 //! A resync keeps its progress under its own state key (`<pipe>#resync<N>`, N = resyncs
 //! completed before it), so a crash or failure resumes it where it stopped; each swap is
 //! recorded, so a resumed resync never swaps a pair back.
-//!
-//! A table resync ([`Runner::resync_table`]) does the same for one table while CDC waits at
-//! its checkpoint, then CDC continues from that checkpoint: the reload reads rows at least as
-//! new as the checkpoint, at version 0, and replaying the changes after the checkpoint brings
-//! every row to its latest state, as after a snapshot. It is not resumed after a restart (the
-//! live table is untouched until the swap): the operator asks again.
+//! One table is reloaded alongside CDC instead (see [`super::reload`]).
 
 use super::lifecycle::PipeState;
 use super::Runner;
@@ -20,7 +15,8 @@ use crate::schema::TablePlan;
 use crate::source::Source;
 use crate::state::{Checkpoint, Progress};
 
-const SUFFIX: &str = "_resync";
+/// Suffix of the copies a resync or a table reload loads before swapping them in.
+pub(super) const SUFFIX: &str = "_resync";
 
 impl Runner {
     /// Runs (or resumes) a resync; returns the checkpoint CDC continues from, or None when
@@ -48,6 +44,13 @@ impl Runner {
         let store = self.store.namespaced(&format!("#resync{completed}"));
         let db = self.cfg.target.database.clone();
         let fresh = store.snapshot_start().await?.is_none();
+        if fresh {
+            // Every table is reloaded: table reloads in progress or waiting are superseded
+            // (their copies are the resync's, dropped below).
+            for (table, _) in self.store.reloads().await? {
+                self.store.save_reload(&table, None).await?;
+            }
+        }
         let shadows: Vec<TablePlan> = plans
             .iter()
             .map(|p| TablePlan {
@@ -115,90 +118,13 @@ impl Runner {
         Ok(Some(checkpoint))
     }
 
-    /// Modifying: reloads `table` with its current source definition into a copy, swaps it in
-    /// and replicates it again (an isolated table is repaired). CDC is stopped at `checkpoint`,
-    /// flushed, and continues from it afterwards.
-    pub(super) async fn resync_table(
-        &mut self,
-        source: &Source,
-        plans: &mut Vec<TablePlan>,
-        table: &str,
-        checkpoint: &Checkpoint,
-    ) -> Result<String> {
-        let isolated = self.store.isolated().await?;
-        let replicated = plans.iter().any(|p| p.def.qualified() == table)
-            || isolated
-                .iter()
-                .any(|(t, reason)| t == table && !reason.is_empty());
-        if !replicated {
-            return Err(Error::State(format!(
-                "{table} is not replicated by this pipe"
-            )));
-        }
-        self.recorder
-            .enter(PipeState::Modifying, &format!("resyncing {table}"))
-            .await?;
-        let plan = self.current_plan(source, table).await?;
-        let db = self.cfg.target.database.clone();
-        let shadow = TablePlan {
-            target: format!("{}{SUFFIX}", plan.target),
-            ..plan.clone()
-        };
-        let (live, new) = (
-            format!("{}.{}", ident(&db), ident(&plan.target)),
-            format!("{}.{}", ident(&db), ident(&shadow.target)),
-        );
-        self.target
-            .execute(&format!("DROP TABLE IF EXISTS {new}"), &[])
-            .await?;
-        self.target
-            .execute(&create_table_sql(&db, &shadow), &[])
-            .await?;
-        // Progress of this reload alone: a later one of the same table starts over.
-        let store = self
-            .store
-            .namespaced(&format!("#resync-{table}-{:016x}", rand::random::<u64>()));
-        let mut from = Some(checkpoint.clone());
-        match self.snapshot(&store, source, &[&shadow], &mut from).await? {
-            Some(changed) => super::unchanged(changed)?,
-            None => return Err(Error::State(format!("stopped while reloading {table}"))),
-        }
-        // The live table may be gone (dropped by hand): the swap needs one.
-        self.target
-            .execute(&create_table_sql(&db, &plan), &[])
-            .await?;
-        self.target
-            .execute(&format!("EXCHANGE TABLES {live} AND {new}"), &[])
-            .await?;
-        self.target
-            .execute(&format!("DROP TABLE IF EXISTS {new}"), &[])
-            .await?;
-        // In force from the checkpoint CDC continues from.
-        self.store
-            .save_definition(&plan.def, checkpoint.seq)
-            .await?;
-        self.store.isolate(table, "").await?;
-        self.store.mark_reload(table, false).await?;
-        let rows = self.adopt_load(&store, table).await?;
-        match plans.iter_mut().find(|p| p.def.qualified() == table) {
-            Some(p) => *p = plan,
-            None => plans.push(plan),
-        }
-        self.handle.update(|s| {
-            let t = s.tables.entry(table.to_owned()).or_default();
-            t.rows_done = rows;
-            t.done = true;
-            t.error = None;
-        });
-        Ok(format!(
-            "{table} reloaded ({rows} rows) and swapped in; replicating from {}",
-            checkpoint.position
-        ))
-    }
-
     /// Records `table` as loaded in the pipe's own progress with the rows a reload (kept in
     /// `reload`) copied, so that a restart does not load it again; returns those rows.
-    async fn adopt_load(&self, reload: &crate::state::StateStore, table: &str) -> Result<u64> {
+    pub(super) async fn adopt_load(
+        &self,
+        reload: &crate::state::StateStore,
+        table: &str,
+    ) -> Result<u64> {
         let loaded = reload.progress(table).await?;
         self.store
             .save_progress(

@@ -20,6 +20,7 @@ use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migrat
 use crate::ddl::{self, CreateTable, Ddl, Defaults};
 use crate::error::Result;
 use crate::schema::{TableDef, TablePlan};
+use crate::state::Reload;
 
 /// What became of one table.
 enum Outcome {
@@ -95,7 +96,9 @@ impl Cdc<'_> {
                         change.statement, change.position
                     );
                     self.isolate(&table, &reason).await?;
-                    self.store.mark_reload(&table, true).await?;
+                    self.store
+                        .save_reload(&table, Some(&Reload::Waiting))
+                        .await?;
                     plans.remove(i);
                     rebuild = true;
                 }
@@ -284,7 +287,9 @@ impl Cdc<'_> {
                     change.statement, change.position
                 );
                 self.isolate(&name, &reason).await?;
-                self.store.mark_reload(&name, true).await?;
+                self.store
+                    .save_reload(&name, Some(&Reload::Waiting))
+                    .await?;
                 return Ok(true);
             }
             warn!(pipe = %self.cfg.name, table = %name, "table created again in the source: its earlier target table is replaced");

@@ -1,0 +1,255 @@
+//! Reloading one table while every table keeps replicating.
+//!
+//! A reload copies the table, with its current source definition, into `<target>_resync`
+//! while CDC goes on for the whole pipe and writes this table's changes into that copy; once
+//! the copy is loaded, CDC pauses at a flushed checkpoint, the copy is swapped in with
+//! `EXCHANGE TABLES` and the old data dropped. It ends correct for the reason a snapshot does:
+//! the copy's rows are read at or after the checkpoint the reload starts from, at version 0,
+//! and CDC applies every change after that checkpoint on top of them with higher versions.
+//!
+//! A reload repairs an isolated table (`tables resync`), rebuilds a table whose DDL the target
+//! cannot follow in place, and reloads a table that changed under its initial load. The last
+//! two wait ([`Reload::Waiting`]) until CDC has passed the source position taken when the
+//! table was isolated, so that no row the copy receives predates the definition it is loaded
+//! with. Where each reload stands is kept in the state store: after a restart the copy keeps
+//! receiving changes and its load resumes from its recorded partitions.
+
+use tracing::{info, warn};
+
+use super::lifecycle::PipeState;
+use super::resync::SUFFIX;
+use super::Runner;
+use crate::clickhouse::ddl::{create_table_sql, ident};
+use crate::error::{Error, Result};
+use crate::schema::TablePlan;
+use crate::snapshot::Changed;
+use crate::source::Source;
+use crate::state::{Checkpoint, Reload};
+
+/// A table being loaded into its copy alongside CDC.
+#[derive(Debug, Clone)]
+pub(crate) struct Load {
+    /// The table's plan; its target is the copy.
+    pub plan: TablePlan,
+    /// State key of the load's progress.
+    pub namespace: String,
+}
+
+impl Runner {
+    /// Modifying: starts reloading `table` into its copy with its current source definition
+    /// (an isolated table replicates again, into the copy). CDC is stopped at `checkpoint`,
+    /// flushed, and continues from it, loading the copy meanwhile.
+    pub(super) async fn start_reload(
+        &mut self,
+        source: &Source,
+        plans: &mut Vec<TablePlan>,
+        table: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<String> {
+        let isolated = self.store.isolated().await?;
+        let replicated = plans.iter().any(|p| p.def.qualified() == table)
+            || isolated
+                .iter()
+                .any(|(t, reason)| t == table && !reason.is_empty());
+        if !replicated {
+            return Err(Error::State(format!(
+                "{table} is not replicated by this pipe"
+            )));
+        }
+        self.recorder
+            .enter(PipeState::Modifying, &format!("reloading {table}"))
+            .await?;
+        let live = self.current_plan(source, table).await?;
+        let copy = TablePlan {
+            target: format!("{}{SUFFIX}", live.target),
+            ..live.clone()
+        };
+        let db = &self.cfg.target.database;
+        let sql = format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(&copy.target));
+        self.target.execute(&sql, &[]).await?;
+        self.target
+            .execute(&create_table_sql(db, &copy), &[])
+            .await?;
+        // In force from the checkpoint CDC continues from: the copy's rows are decoded with it.
+        self.store
+            .save_definition(&copy.def, checkpoint.seq)
+            .await?;
+        let namespace = format!("#reload-{table}-{:016x}", rand::random::<u64>());
+        self.store
+            .save_reload(table, Some(&Reload::Loading { namespace }))
+            .await?;
+        self.store.isolate(table, "").await?;
+        let target = copy.target.clone();
+        match plans.iter_mut().find(|p| p.def.qualified() == table) {
+            Some(p) => *p = copy,
+            None => plans.push(copy),
+        }
+        self.handle.update(|s| {
+            let t = s.tables.entry(table.to_owned()).or_default();
+            *t = Default::default();
+        });
+        info!(pipe = %self.cfg.name, table, copy = %target, "reload started");
+        Ok(format!(
+            "reloading {table} into {target} while replicating from {}; swapped in once loaded",
+            checkpoint.position
+        ))
+    }
+
+    /// Modifying: the copy of `table` is loaded (CDC stopped, flushed): swaps it in, drops
+    /// the old data, and the table replicates into its own target again.
+    pub(super) async fn finish_reload(
+        &mut self,
+        plans: &mut [TablePlan],
+        table: &str,
+        namespace: &str,
+    ) -> Result<()> {
+        self.recorder
+            .enter(PipeState::Modifying, &format!("swapping in {table}"))
+            .await?;
+        let Some(plan) = plans.iter_mut().find(|p| p.def.qualified() == table) else {
+            return Err(Error::State(format!("{table} has no plan to swap in")));
+        };
+        let copy = plan.target.clone();
+        let live_name = copy.strip_suffix(SUFFIX).unwrap_or(&copy).to_owned();
+        let live = TablePlan {
+            target: live_name,
+            ..plan.clone()
+        };
+        let db = &self.cfg.target.database;
+        // The live table may be gone (dropped by hand): the swap needs one.
+        self.target
+            .execute(&create_table_sql(db, &live), &[])
+            .await?;
+        let (live_sql, copy_sql) = (
+            format!("{}.{}", ident(db), ident(&live.target)),
+            format!("{}.{}", ident(db), ident(&copy)),
+        );
+        self.target
+            .execute(&format!("EXCHANGE TABLES {live_sql} AND {copy_sql}"), &[])
+            .await?;
+        *plan = live;
+        self.target
+            .execute(&format!("DROP TABLE IF EXISTS {copy_sql}"), &[])
+            .await?;
+        let rows = self
+            .adopt_load(&self.store.namespaced(namespace), table)
+            .await?;
+        self.store.save_reload(table, None).await?;
+        self.handle.update(|s| {
+            let t = s.tables.entry(table.to_owned()).or_default();
+            t.rows_done = rows;
+            t.done = true;
+            t.error = None;
+        });
+        info!(pipe = %self.cfg.name, table, rows, "reloaded copy swapped in");
+        Ok(())
+    }
+
+    /// A reload that could not complete: the table is isolated with `reason` and leaves the
+    /// plans; `retry` waits to reload it again once CDC has passed the source's position now.
+    pub(super) async fn abandon_reload(
+        &mut self,
+        plans: &mut Vec<TablePlan>,
+        table: &str,
+        reason: &str,
+        retry: bool,
+    ) -> Result<()> {
+        warn!(pipe = %self.cfg.name, table, "{reason}");
+        crate::metrics::error(&self.cfg.name, "table_isolated");
+        self.store.isolate(table, reason).await?;
+        let reload = retry.then_some(Reload::Waiting);
+        self.store.save_reload(table, reload.as_ref()).await?;
+        plans.retain(|p| p.def.qualified() != table);
+        self.handle.update(|s| {
+            s.tables.entry(table.to_owned()).or_default().error = Some(reason.to_owned());
+        });
+        Ok(())
+    }
+
+    /// A table that changed under its initial load: isolated (its rows are not decoded under
+    /// a definition they were not written with) and reloaded with its new definition once
+    /// replication has passed the change.
+    pub(super) async fn defer_reload(
+        &mut self,
+        plans: &mut Vec<TablePlan>,
+        changed: &Changed,
+    ) -> Result<()> {
+        let reason = format!(
+            "changed in the source while it was loaded ({}); reloaded automatically once replication has passed the change",
+            changed.error
+        );
+        self.abandon_reload(plans, &changed.table, &reason, true)
+            .await
+    }
+
+    /// Starts the reloads that waited for CDC to pass their change. One that cannot start
+    /// leaves its table isolated with the reason.
+    pub(super) async fn start_waiting_reloads(
+        &mut self,
+        source: &Source,
+        plans: &mut Vec<TablePlan>,
+        checkpoint: &Checkpoint,
+    ) -> Result<()> {
+        for (table, reload) in self.store.reloads().await? {
+            if reload != Reload::Waiting {
+                continue;
+            }
+            if let Err(e) = self.start_reload(source, plans, &table, checkpoint).await {
+                let reason = format!(
+                    "the automatic reload could not start: {e}; `tributary tables resync` retries it"
+                );
+                self.abandon_reload(plans, &table, &reason, false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The reloads in progress: each table's plan is pointed at its copy (where CDC writes
+    /// its changes) and its load is returned, to run alongside CDC.
+    pub(super) async fn loads(&self, plans: &mut [TablePlan]) -> Result<Vec<Load>> {
+        let mut loads = Vec::new();
+        for (table, reload) in self.store.reloads().await? {
+            let Reload::Loading { namespace } = reload else {
+                continue;
+            };
+            if let Some(plan) = plans.iter_mut().find(|p| p.def.qualified() == table) {
+                if !plan.target.ends_with(SUFFIX) {
+                    plan.target = format!("{}{SUFFIX}", plan.target);
+                }
+                loads.push(Load {
+                    plan: plan.clone(),
+                    namespace,
+                });
+            }
+        }
+        Ok(loads)
+    }
+
+    /// After a loaded copy (or a load that failed) was handed back by CDC.
+    pub(super) async fn loaded(
+        &mut self,
+        plans: &mut Vec<TablePlan>,
+        load: &Load,
+        result: Result<Option<Vec<Changed>>>,
+    ) -> Result<()> {
+        let table = load.plan.def.qualified();
+        match result {
+            Ok(Some(changed)) if changed.is_empty() => {
+                self.finish_reload(plans, &table, &load.namespace).await
+            }
+            Ok(Some(changed)) => {
+                let error = changed.first().map_or("", |c| c.error.as_str());
+                let reason = format!(
+                    "changed in the source while it was reloaded ({error}); reloaded again once replication has passed the change"
+                );
+                self.abandon_reload(plans, &table, &reason, true).await
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                let reason =
+                    format!("its reload failed: {e}; `tributary tables resync` retries it");
+                self.abandon_reload(plans, &table, &reason, false).await
+            }
+        }
+    }
+}
