@@ -37,6 +37,7 @@ const ERRORS: &str = "tributary_errors_total";
 const RETRIES: &str = "tributary_retries_total";
 const CLAMPED_VALUES: &str = "tributary_clamped_values_total";
 const SPILLS: &str = "tributary_cdc_spills_total";
+const TABLES_ISOLATED: &str = "tributary_tables_isolated";
 const BUILD_INFO: &str = "tributary_build_info";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -91,6 +92,10 @@ fn describe() {
     describe_counter!(
         CLAMPED_VALUES,
         "Source values ClickHouse cannot hold that were clamped by the documented rule (zero, invalid or out-of-range dates)."
+    );
+    describe_gauge!(
+        TABLES_ISOLATED,
+        "Tables of the pipe not replicated now because of a change it cannot follow (status shows why), per pipe."
     );
     describe_counter!(
         SPILLS,
@@ -152,6 +157,11 @@ pub(crate) fn error(pipe: &str, kind: &str) {
 /// One retry of `what` (e.g. `source_connect`, `flush`) after a transient error.
 pub(crate) fn retry(pipe: &str, what: &str) {
     counter!(RETRIES, "pipe" => pipe.to_owned(), "what" => what.to_owned()).increment(1);
+}
+
+/// How many of the pipe's tables are isolated now.
+pub(crate) fn tables_isolated(pipe: &str, count: usize) {
+    gauge!(TABLES_ISOLATED, "pipe" => pipe.to_owned()).set(count as f64);
 }
 
 /// One part of a transaction too large to hold written before its commit.

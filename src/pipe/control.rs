@@ -99,12 +99,15 @@ impl PipeHandle {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    /// Changes the status in place (pipe task only).
+    /// Changes the status in place (pipe task only); the isolated-tables gauge follows it.
     pub fn update(&self, f: impl FnOnce(&mut PipeStatus)) {
-        match self.status.write() {
-            Ok(mut s) => f(&mut s),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
+        let mut status = match self.status.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut status);
+        let isolated = status.tables.values().filter(|t| t.error.is_some()).count();
+        crate::metrics::tables_isolated(&status.name, isolated);
     }
 
     /// Sends `command` and waits for the pipe's answer.
