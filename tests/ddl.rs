@@ -667,3 +667,45 @@ async fn a_table_reload_runs_alongside_replication_and_survives_kill_9() {
     equal(&s, &pipe, &daemon, &[BIG, OTHER]).await;
     s.cleanup(&pipe).await;
 }
+
+/// An online schema change (gh-ost style) whose shadow table is outside the selection: the
+/// cut-over renames the replicated table away and the shadow into its name; the new table is
+/// copied from a snapshot and replicated, the other table never stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_online_schema_change_cut_over_is_followed() {
+    let Some(s) = servers() else { return };
+    let mut pipe = Pipe::new("osc");
+    pipe.exclude = Some("_*");
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1), (2, 2);
+         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(
+        &mut conn,
+        "CREATE TABLE _t_gho LIKE t; ALTER TABLE _t_gho ADD COLUMN c INT NOT NULL DEFAULT 5;
+         INSERT INTO _t_gho (id, v) SELECT id, v FROM t; UPDATE t SET v = 20 WHERE id = 2;
+         UPDATE _t_gho SET v = 20 WHERE id = 2; INSERT INTO t VALUES (3, 3);
+         INSERT INTO _t_gho (id, v) VALUES (3, 3);
+         RENAME TABLE t TO _t_del, _t_gho TO t;
+         INSERT INTO t VALUES (4, 4, 6); INSERT INTO other VALUES (2, 2);",
+    )
+    .await;
+    const T: Table<'static> = Table {
+        name: "t",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("v", Kind::Int), ("c", Kind::Int)],
+    };
+    equal(&s, &pipe, &daemon, &[T, OTHER]).await;
+    s.exec(
+        &mut conn,
+        "UPDATE t SET c = 9 WHERE id = 1; DELETE FROM t WHERE id = 3",
+    )
+    .await;
+    equal(&s, &pipe, &daemon, &[T, OTHER]).await;
+    s.cleanup(&pipe).await;
+}

@@ -305,13 +305,19 @@ impl Decoder {
             .iter()
             .filter_map(|t| self.by_name.get(t).copied())
             .collect();
+        let new_to_the_pipe = |name: &ddl::TableName| {
+            self.selection
+                .as_ref()
+                .is_some_and(|t| t.matches(&name.0, &name.1))
+                && !self.by_name.contains_key(name)
+        };
         let created = match &ddl {
-            Ddl::CreateTable(ct) => {
-                self.selection
-                    .as_ref()
-                    .is_some_and(|t| t.matches(&ct.table.0, &ct.table.1))
-                    && !self.by_name.contains_key(&ct.table)
-            }
+            Ddl::CreateTable(ct) => new_to_the_pipe(&ct.table),
+            // A table renamed into the selection (an online schema change's cut-over, when
+            // its shadow table is not selected): it has to be copied.
+            Ddl::RenameTables(pairs) => pairs
+                .iter()
+                .any(|(from, to)| !self.by_name.contains_key(from) && new_to_the_pipe(to)),
             _ => false,
         };
         if replicated.is_empty() && !created {

@@ -95,16 +95,41 @@ impl Cdc<'_> {
                         "`{}` at {}: {reason}; the table is rebuilt from a snapshot once replication has passed the change",
                         change.statement, change.position
                     );
-                    self.isolate(&table, &reason).await?;
-                    self.store
-                        .save_reload(&table, Some(&Reload::Waiting))
-                        .await?;
+                    self.isolate_until_reloaded(&table, &reason).await?;
                     plans.remove(i);
                     rebuild = true;
                 }
             }
         }
+        if let Ddl::RenameTables(pairs) = &change.ddl {
+            // Tables renamed into the selection from outside it (after the renames above took
+            // effect) were never copied: they are loaded once CDC has passed the rename.
+            let replicated = |name: &(String, String)| {
+                plans
+                    .iter()
+                    .any(|p| p.def.db == name.0 && p.def.name == name.1)
+            };
+            for (from, to) in pairs {
+                if replicated(from) || replicated(to) || !self.cfg.tables.matches(&to.0, &to.1) {
+                    continue;
+                }
+                let table = format!("{}.{}", to.0, to.1);
+                let reason = format!(
+                    "`{}` at {}: renamed into the selection; copied from a snapshot once replication has passed the rename",
+                    change.statement, change.position
+                );
+                self.isolate_until_reloaded(&table, &reason).await?;
+                rebuild = true;
+            }
+        }
         Ok(rebuild)
+    }
+
+    /// Isolates `table` until it is reloaded, once CDC has passed the change (see
+    /// [`super::reload`]).
+    async fn isolate_until_reloaded(&self, table: &str, reason: &str) -> Result<()> {
+        self.isolate(table, reason).await?;
+        self.store.save_reload(table, Some(&Reload::Waiting)).await
     }
 
     /// Takes `table` out of replication with `reason` (state, status, metrics); the other
@@ -286,10 +311,7 @@ impl Cdc<'_> {
                     "`{}` at {}: the target table already exists and the source table may have too; the table is rebuilt from a snapshot once replication has passed the change",
                     change.statement, change.position
                 );
-                self.isolate(&name, &reason).await?;
-                self.store
-                    .save_reload(&name, Some(&Reload::Waiting))
-                    .await?;
+                self.isolate_until_reloaded(&name, &reason).await?;
                 return Ok(true);
             }
             warn!(pipe = %self.cfg.name, table = %name, "table created again in the source: its earlier target table is replaced");

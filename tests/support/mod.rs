@@ -97,6 +97,7 @@ state_database = "{db}_state"
 
 [pipes.tables]
 include = ["{db}.*"]
+exclude = [{exclude}]
 on_source_drop = "{on_source_drop}"
 
 [pipes.snapshot]
@@ -120,6 +121,10 @@ flush_interval = "{flush}"
             batch_rows = pipe.batch_rows,
             flush = pipe.flush_interval,
             on_source_drop = pipe.on_source_drop,
+            exclude = pipe
+                .exclude
+                .map(|t| format!("\"{}.{t}\"", pipe.db))
+                .unwrap_or_default(),
         );
         std::fs::write(&path, text).expect("write config");
         path
@@ -176,6 +181,8 @@ pub struct Pipe {
     pub flush_interval: &'static str,
     /// `tables.on_source_drop`: `keep` or `drop`.
     pub on_source_drop: &'static str,
+    /// A table pattern of the pipe's database left out by `tables.exclude`.
+    pub exclude: Option<&'static str>,
     /// The daemon's `api.listen` port: free when the pipe was made, one per test.
     pub api_port: u16,
 }
@@ -193,6 +200,7 @@ impl Pipe {
             batch_rows: 500,
             flush_interval: "200ms",
             on_source_drop: "keep",
+            exclude: None,
             api_port: free_port(),
         }
     }
