@@ -134,10 +134,12 @@ impl StateStore {
         self.target
             .execute(&create_database_sql(&self.db), &[])
             .await?;
-        for (name, body) in TABLES {
+        // Independent statements: sent together, so a start does not wait for each in turn.
+        let creates = TABLES.iter().map(|(name, body)| async move {
             let sql = format!("CREATE TABLE IF NOT EXISTS {} {body}", self.table(name));
-            self.target.execute(&sql, &[]).await?;
-        }
+            self.target.execute(&sql, &[]).await
+        });
+        futures_util::future::try_join_all(creates).await?;
         Ok(())
     }
 

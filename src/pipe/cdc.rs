@@ -174,9 +174,9 @@ impl Cdc<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Session> {
         if self.source.flavor == ServerFlavor::Mariadb && checkpoint.position.gtid.is_empty() {
-            // A position without its GTID state (a cdc_only start on a server without GTIDs
-            // yet, or an older checkpoint): look it up so that the decoder tracks every domain
-            // and the next checkpoint can resume by GTID.
+            // A position without its GTID state (where a snapshot or a cdc_only start began):
+            // look it up once — the server reads the binlog file up to the offset — so that the
+            // decoder tracks every domain and the checkpoints resume by GTID from then on.
             let mut conn = self.source.conn().await?;
             let (file, pos) = (&checkpoint.position.file, checkpoint.position.pos);
             if let Some(gtid) = self.source.gtid_at(&mut conn, file, pos).await? {

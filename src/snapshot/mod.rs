@@ -62,12 +62,13 @@ pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> 
                     .unwrap_or_default()
             };
             source.run(conn.query_drop("COMMIT")).await?;
-            let file = get("binlog_snapshot_file");
-            let pos = get("binlog_snapshot_position").parse().unwrap_or(0);
-            // Looked up from the offset, not read from @@gtid_binlog_pos, which may already
-            // include transactions committed after the snapshot.
-            let gtid = source.gtid_at(conn, &file, pos).await?.unwrap_or_default();
-            Ok(Position { file, pos, gtid })
+            // The GTID state is looked up from the offset when CDC starts from it
+            // (@@gtid_binlog_pos may already include transactions committed after the snapshot).
+            Ok(Position {
+                file: get("binlog_snapshot_file"),
+                pos: get("binlog_snapshot_position").parse().unwrap_or(0),
+                gtid: String::new(),
+            })
         }
         ServerFlavor::Mysql => {
             source

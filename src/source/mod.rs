@@ -228,7 +228,8 @@ impl Source {
             .await
     }
 
-    /// The binlog position of the last write, and the GTID state where the server has one.
+    /// The binlog position of the last write, with MySQL's executed GTID set where the server
+    /// has one (MariaDB's GTID state is looked up when CDC starts from the position).
     pub async fn current_position(&self, conn: &mut Conn) -> Result<Position> {
         // MySQL 8.4 renamed SHOW MASTER STATUS; MariaDB and older MySQL keep the old name.
         let row: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
@@ -244,7 +245,8 @@ impl Source {
         let file: String = row.get(0).unwrap_or_default();
         let pos: u64 = row.get(1).unwrap_or_default();
         let gtid = match self.flavor {
-            ServerFlavor::Mariadb => self.gtid_at(conn, &file, pos).await?.unwrap_or_default(),
+            // Looked up when CDC starts from it (`gtid_at` scans the binlog file up to `pos`).
+            ServerFlavor::Mariadb => String::new(),
             ServerFlavor::Mysql => row.get::<String, _>(4).unwrap_or_default(),
         };
         Ok(Position { file, pos, gtid })
