@@ -709,3 +709,52 @@ async fn an_online_schema_change_cut_over_is_followed() {
     equal(&s, &pipe, &daemon, &[T, OTHER]).await;
     s.cleanup(&pipe).await;
 }
+
+/// A table dropped in the source while its copy loads: the reload is void, its copy dropped,
+/// and the pipe goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_dropped_during_its_reload_leaves_the_pipe_running() {
+    let Some(s) = servers() else { return };
+    let mut pipe = Pipe::new("reldrop");
+    pipe.parallelism = 1;
+    pipe.rows_per_partition = 250;
+    let db = pipe.db.clone();
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE big (id INT PRIMARY KEY, a INT);
+         INSERT INTO big SELECT seq, seq FROM seq_1_to_50000;
+         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", Duration::from_secs(120));
+    let answer = pipe
+        .api()
+        .post(
+            &format!("/v1/pipes/{}/tables/{db}.big/resync", pipe.name),
+            "",
+        )
+        .expect("resync");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    s.exec(&mut conn, "DROP TABLE big; INSERT INTO other VALUES (2, 2)")
+        .await;
+    equal(&s, &pipe, &daemon, &[OTHER]).await;
+    wait_until("the void copy was not dropped", &daemon, || {
+        s.ch(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'big_resync'"
+        ))
+        .trim()
+            == "0"
+    })
+    .await;
+    assert_eq!(
+        s.state(&pipe),
+        "Running",
+        "{}",
+        support::tail(&daemon.log_text(), 20)
+    );
+    s.exec(&mut conn, "INSERT INTO other VALUES (3, 3)").await;
+    equal(&s, &pipe, &daemon, &[OTHER]).await;
+    s.cleanup(&pipe).await;
+}

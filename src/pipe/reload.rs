@@ -233,6 +233,32 @@ impl Runner {
         result: Result<Option<Vec<Changed>>>,
     ) -> Result<()> {
         let table = load.plan.def.qualified();
+        // The table may have changed course while its copy loaded: dropped, renamed, or
+        // isolated again by a DDL. Then this load is void.
+        let current = self.store.reloads().await?;
+        let still = current.iter().any(|(t, r)| {
+            *t == table
+                && *r
+                    == Reload::Loading {
+                        namespace: load.namespace.clone(),
+                    }
+        });
+        let in_plans = plans.iter().any(|p| p.def.qualified() == table);
+        if !still || !in_plans {
+            info!(pipe = %self.cfg.name, table, "reload superseded while its copy loaded; its result is dropped");
+            if !current.iter().any(|(t, _)| *t == table) {
+                // No reload wants the copy any more.
+                let db = &self.cfg.target.database;
+                let sql = format!(
+                    "DROP TABLE IF EXISTS {}.{}",
+                    ident(db),
+                    ident(&load.plan.target)
+                );
+                self.target.execute(&sql, &[]).await?;
+                self.store.save_reload(&table, None).await?;
+            }
+            return Ok(());
+        }
         match result {
             Ok(Some(changed)) if changed.is_empty() => {
                 self.finish_reload(plans, &table, &load.namespace).await

@@ -76,6 +76,8 @@ impl Cdc<'_> {
                     plans[i] = plan;
                 }
                 Outcome::Stop => {
+                    // A reload of it in progress has nothing left to swap in.
+                    self.store.save_reload(&table, None).await?;
                     info!(pipe = %self.cfg.name, table = %table, statement = %change.statement, "table dropped or renamed away in the source: no longer replicated");
                     plans.remove(i);
                     self.handle.update(|s| {
