@@ -317,10 +317,7 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
 #[tokio::test(flavor = "multi_thread")]
 async fn ddl_during_the_snapshot_of_the_same_table_ends_with_a_correct_table() {
     let Some(s) = servers() else { return };
-    let mut pipe = Pipe::new("ddlsnap");
-    // One partition at a time, small ones: the load lasts long enough to be changed under.
-    pipe.parallelism = 1;
-    pipe.rows_per_partition = 250;
+    let pipe = slow_pipe("ddlsnap");
     let db = pipe.db.clone();
     let mut conn = create(&s, &pipe, "CREATE TABLE big (id INT PRIMARY KEY, a INT, x VARCHAR(20), pad CHAR(60));
          INSERT INTO big SELECT seq, seq % 97, CONCAT('x', seq), REPEAT('p', 60) FROM seq_1_to_100000;
@@ -485,6 +482,35 @@ fn isolated_gauge(pipe: &Pipe) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A pipe whose loads take one 250-row partition at a time: long enough to act during them.
+fn slow_pipe(prefix: &str) -> Pipe {
+    let mut pipe = Pipe::new(prefix);
+    pipe.parallelism = 1;
+    pipe.rows_per_partition = 250;
+    pipe
+}
+
+/// `POST …/tables/{db.table}/resync`, which must be accepted.
+fn resync_table(pipe: &Pipe, table: &str) -> support::Answer {
+    let answer = pipe
+        .api()
+        .post(
+            &format!("/v1/pipes/{}/tables/{}.{table}/resync", pipe.name, pipe.db),
+            "",
+        )
+        .expect("resync");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer
+}
+
+fn table_exists(s: &Servers, db: &str, table: &str) -> bool {
+    s.ch(&format!(
+        "SELECT count() FROM system.tables WHERE database = '{db}' AND name = '{table}'"
+    ))
+    .trim()
+        != "0"
+}
+
 /// How many tables of the pipe are isolated now.
 fn isolated_tables(s: &Servers, db: &str) -> String {
     s.ch(&format!(
@@ -544,16 +570,14 @@ async fn tables_created_dropped_and_created_again() {
         s.exec(&mut conn, "DROP TABLE sel; INSERT INTO other VALUES (4, 4)")
             .await;
         equal(&s, &pipe, &daemon, &[OTHER]).await;
-        let exists = || {
-            s.ch(&format!(
-                "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'sel'"
-            ))
-            .trim()
-            .to_owned()
-        };
         match on_drop {
             "keep" => assert_eq!(target_rows(&s, &db, "sel"), "2", "target kept"),
-            _ => wait_until("target not dropped", &daemon, || exists() == "0").await,
+            _ => {
+                wait_until("target not dropped", &daemon, || {
+                    !table_exists(&s, &db, "sel")
+                })
+                .await
+            }
         }
 
         // The same name again, another shape, with IF NOT EXISTS: a kept target may hold
@@ -599,9 +623,7 @@ async fn tables_created_dropped_and_created_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_reload_runs_alongside_replication_and_survives_kill_9() {
     let Some(s) = servers() else { return };
-    let mut pipe = Pipe::new("reload");
-    pipe.parallelism = 1;
-    pipe.rows_per_partition = 250;
+    let pipe = slow_pipe("reload");
     let db = pipe.db.clone();
     let mut conn = create(
         &s,
@@ -619,14 +641,7 @@ async fn a_table_reload_runs_alongside_replication_and_survives_kill_9() {
         key: &["id"],
         columns: &[("id", Kind::Int), ("a", Kind::Int), ("pad", Kind::Text)],
     };
-    let api = pipe.api();
-    let answer = api
-        .post(
-            &format!("/v1/pipes/{}/tables/{db}.big/resync", pipe.name),
-            "",
-        )
-        .expect("resync");
-    assert_eq!(answer.status, 200, "{answer:?}");
+    let answer = resync_table(&pipe, "big");
     assert!(answer.body.contains("swapped in once loaded"), "{answer:?}");
     let copy_rows = || {
         s.ch_try(&format!("SELECT count() FROM `{db}`.big_resync"))
@@ -656,11 +671,7 @@ async fn a_table_reload_runs_alongside_replication_and_survives_kill_9() {
     let daemon = Daemon::start(&config);
     equal_within(&s, &pipe, &daemon, &[BIG, OTHER], RELOADED_WITHIN).await;
     wait_until("the copy was not swapped in", &daemon, || {
-        s.ch(&format!(
-            "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'big_resync'"
-        ))
-        .trim()
-            == "0"
+        !table_exists(&s, &db, "big_resync")
     })
     .await;
     s.exec(&mut conn, "UPDATE big SET a = 7 WHERE id = 1").await;
@@ -715,9 +726,7 @@ async fn an_online_schema_change_cut_over_is_followed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_dropped_during_its_reload_leaves_the_pipe_running() {
     let Some(s) = servers() else { return };
-    let mut pipe = Pipe::new("reldrop");
-    pipe.parallelism = 1;
-    pipe.rows_per_partition = 250;
+    let pipe = slow_pipe("reldrop");
     let db = pipe.db.clone();
     let mut conn = create(
         &s,
@@ -729,23 +738,12 @@ async fn a_table_dropped_during_its_reload_leaves_the_pipe_running() {
     .await;
     let daemon = Daemon::start(&s.config(&pipe, ""));
     s.wait_for_state(&pipe, "Running", Duration::from_secs(120));
-    let answer = pipe
-        .api()
-        .post(
-            &format!("/v1/pipes/{}/tables/{db}.big/resync", pipe.name),
-            "",
-        )
-        .expect("resync");
-    assert_eq!(answer.status, 200, "{answer:?}");
+    resync_table(&pipe, "big");
     s.exec(&mut conn, "DROP TABLE big; INSERT INTO other VALUES (2, 2)")
         .await;
     equal(&s, &pipe, &daemon, &[OTHER]).await;
     wait_until("the void copy was not dropped", &daemon, || {
-        s.ch(&format!(
-            "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'big_resync'"
-        ))
-        .trim()
-            == "0"
+        !table_exists(&s, &db, "big_resync")
     })
     .await;
     assert_eq!(
