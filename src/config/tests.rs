@@ -151,6 +151,17 @@ fn fixture_file_matches_example() {
     );
 }
 
+/// The configs shipped with the project (documentation, demo, container) stay loadable.
+#[test]
+fn shipped_configs_load() {
+    for name in ["example", "demo", "docker"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/{name}.toml"));
+        let config =
+            Config::load_with_env(&path, &[]).unwrap_or_else(|e| panic!("config/{name}.toml: {e}"));
+        assert!(!config.pipes.is_empty(), "config/{name}.toml has no pipe");
+    }
+}
+
 #[test]
 fn defaults_are_applied() {
     let config = load(MINIMAL).unwrap();
