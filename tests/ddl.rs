@@ -648,13 +648,22 @@ async fn a_table_reload_runs_alongside_replication_and_survives_kill_9() {
             .map(|r| r.trim().parse::<u64>().unwrap_or(0))
             .unwrap_or(0)
     };
-    // Changes to both tables while the copy loads: `other`'s arrive before the load ends.
+    // Changes to both tables while the copy loads: they arrive before the load ends, `big`'s in
+    // its live table too (written in binlog order: before `other`'s).
     s.exec(
         &mut conn,
-        "INSERT INTO other VALUES (2, 2); UPDATE big SET a = -1 WHERE id = 5; DELETE FROM big WHERE id = 99999",
+        "UPDATE big SET a = -1 WHERE id = 5; DELETE FROM big WHERE id = 99999; INSERT INTO other VALUES (2, 2)",
     )
     .await;
     equal(&s, &pipe, &daemon, &[OTHER]).await;
+    let live = s.ch(&format!(
+        "SELECT a FROM `{db}`.big FINAL WHERE id = 5 AND _tributary_is_deleted = 0"
+    ));
+    assert_eq!(
+        live.trim(),
+        "-1",
+        "the live table missed a change during the reload"
+    );
     let loaded = copy_rows();
     assert!(
         loaded > 0 && loaded < 90_000,

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::reload::Load;
+use super::resync::SUFFIX;
 use crate::binlog::events::Decoder;
 use crate::binlog::feed::Feed;
 use crate::binlog::stream::BinlogStream;
@@ -189,13 +190,7 @@ impl Cdc<'_> {
         let mut feed = Feed::spawn(stream, &checkpoint.position);
         let mut decoder = self.decoder(plans, &checkpoint.position);
         let mut batch = Batch::new(plans.len(), checkpoint.next_version);
-        let insert_sqls = |plans: &[TablePlan]| -> Vec<String> {
-            plans
-                .iter()
-                .map(|p| insert_sql(&self.cfg.target.database, p))
-                .collect()
-        };
-        let mut inserts = insert_sqls(plans);
+        let mut inserts = self.insert_targets(plans).await?;
         let inserts_ref = &mut inserts;
         let flush_interval = self.cfg.sync.flush_interval;
         let mut deadline = Instant::now() + flush_interval;
@@ -261,7 +256,7 @@ impl Cdc<'_> {
                         };
                         self.store.save_checkpoint(&next).await?;
                         *checkpoint = next;
-                        *inserts_ref = insert_sqls(plans);
+                        *inserts_ref = self.insert_targets(plans).await?;
                         decoder = self.decoder(plans, &checkpoint.position);
                         batch = Batch::new(plans.len(), checkpoint.next_version);
                     }
@@ -302,6 +297,29 @@ impl Cdc<'_> {
                 },
             }
         }
+    }
+
+    /// The INSERT statements of each plan's rows: its target; and for a table loading into its
+    /// copy, its live target too while that still has the copy's columns (a `tables resync` of
+    /// a healthy table), so that readers see its changes before the swap.
+    async fn insert_targets(&self, plans: &[TablePlan]) -> Result<Vec<Vec<String>>> {
+        let db = &self.cfg.target.database;
+        let mut out = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let mut sqls = vec![insert_sql(db, plan)];
+            let loading = self.loads.iter().any(|l| l.plan.def == plan.def);
+            if let Some(live) = plan.target.strip_suffix(SUFFIX).filter(|_| loading) {
+                let live = TablePlan {
+                    target: live.to_owned(),
+                    ..plan.clone()
+                };
+                if self.target_has_columns(&live).await? {
+                    sqls.push(insert_sql(db, &live));
+                }
+            }
+            out.push(sqls);
+        }
+        Ok(out)
     }
 
     /// Loads one table's copy, retrying transient errors from its recorded partitions.
@@ -361,7 +379,7 @@ impl Cdc<'_> {
         &self,
         batch: &mut Batch,
         plans: &[TablePlan],
-        inserts: &[String],
+        inserts: &[Vec<String>],
         checkpoint: &mut Checkpoint,
         decoder: &Decoder,
     ) -> Result<()> {
@@ -411,7 +429,7 @@ impl Cdc<'_> {
         &self,
         batch: &mut Batch,
         plans: &[TablePlan],
-        inserts: &[String],
+        inserts: &[Vec<String>],
     ) -> Result<()> {
         let bytes = batch.bytes();
         let changes = self.write(batch.spill(), plans, inserts).await?;
@@ -431,13 +449,14 @@ impl Cdc<'_> {
         &self,
         tables: Vec<crate::pipe::batch::Taken>,
         plans: &[TablePlan],
-        inserts: &[String],
+        inserts: &[Vec<String>],
     ) -> Result<usize> {
         let mut changes = 0;
         for taken in tables {
             let data = Bytes::from(taken.data);
-            self.retry(|| self.target.insert(&inserts[taken.table], data.clone()))
-                .await?;
+            for sql in &inserts[taken.table] {
+                self.retry(|| self.target.insert(sql, data.clone())).await?;
+            }
             changes += taken.rows;
             let table = plans[taken.table].def.qualified();
             for op in Op::ALL {

@@ -390,7 +390,7 @@ impl Cdc<'_> {
 
     /// Whether the target already has exactly `plan`'s columns and types (a DDL replayed
     /// after a crash).
-    async fn target_has_columns(&self, plan: &TablePlan) -> Result<bool> {
+    pub(super) async fn target_has_columns(&self, plan: &TablePlan) -> Result<bool> {
         #[derive(Deserialize)]
         struct Row {
             name: String,
