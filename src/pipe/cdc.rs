@@ -196,6 +196,8 @@ impl Cdc<'_> {
         let mut deadline = Instant::now() + flush_interval;
         let mut verify = verification_timer();
         let mut reload_after = self.reload_after.clone();
+        // Tables the decoder isolated for their rows, until the plans can shrink.
+        let mut isolated: Vec<String> = Vec::new();
         let mut loading: FuturesUnordered<_> = self
             .loads
             .iter()
@@ -230,7 +232,9 @@ impl Cdc<'_> {
                 queued = feed.next() => {
                     decoder.apply(&queued?.event, &mut batch)?;
                     for (table, reason) in decoder.take_isolations() {
-                        self.isolate(&plans[table].def.qualified(), &reason).await?;
+                        let table = plans[table].def.qualified();
+                        self.isolate(&table, &reason).await?;
+                        isolated.push(table);
                     }
                     if batch.in_transaction() && batch.bytes() >= MAX_BATCH_BYTES {
                         self.spill(&mut batch, plans, inserts_ref).await?;
@@ -247,8 +251,8 @@ impl Cdc<'_> {
                         }
                         // The batch is empty and the decoder is rebuilt: tables isolated for
                         // their rows leave the plans here.
-                        let isolated = self.store.isolated().await?;
-                        plans.retain(|p| !isolated.iter().any(|(t, _)| *t == p.def.qualified()));
+                        plans.retain(|p| !isolated.contains(&p.def.qualified()));
+                        isolated.clear();
                         let next = Checkpoint {
                             seq: checkpoint.seq + 1,
                             position: change.position.clone(),

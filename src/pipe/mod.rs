@@ -448,19 +448,14 @@ impl Runner {
         loop {
             // Tables waiting for a reload: CDC hands back once it has passed where the source
             // is now, hence past the change that interrupted their load.
-            let waiting = self
-                .store
-                .reloads()
-                .await?
-                .into_iter()
-                .any(|(_, r)| r == Reload::Waiting);
-            let reload_after = if waiting {
+            let reloads = self.store.reloads().await?;
+            let reload_after = if reloads.iter().any(|(_, r)| *r == Reload::Waiting) {
                 let mut conn = source.conn().await?;
                 Some(source.current_position(&mut conn).await?)
             } else {
                 None
             };
-            let loads = self.loads(&mut plans).await?;
+            let loads = Self::loads(&mut plans, reloads);
             let cdc = cdc::Cdc {
                 cfg: &self.cfg,
                 source: &source,

@@ -14,10 +14,11 @@
 //! with. Where each reload stands is kept in the state store: after a restart the copy keeps
 //! receiving changes and its load resumes from its recorded partitions.
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::lifecycle::PipeState;
 use super::resync::SUFFIX;
+use super::schema_change::isolate_table;
 use super::Runner;
 use crate::clickhouse::ddl::{create_table_sql, ident};
 use crate::error::{Error, Result};
@@ -154,15 +155,10 @@ impl Runner {
         reason: &str,
         retry: bool,
     ) -> Result<()> {
-        warn!(pipe = %self.cfg.name, table, "{reason}");
-        crate::metrics::error(&self.cfg.name, "table_isolated");
-        self.store.isolate(table, reason).await?;
+        isolate_table(&self.store, &self.handle, &self.cfg.name, table, reason).await?;
         let reload = retry.then_some(Reload::Waiting);
         self.store.save_reload(table, reload.as_ref()).await?;
         plans.retain(|p| p.def.qualified() != table);
-        self.handle.update(|s| {
-            s.tables.entry(table.to_owned()).or_default().error = Some(reason.to_owned());
-        });
         Ok(())
     }
 
@@ -204,11 +200,12 @@ impl Runner {
         Ok(())
     }
 
-    /// The reloads in progress: each table's plan is pointed at its copy (where CDC writes
-    /// its changes) and its load is returned, to run alongside CDC.
-    pub(super) async fn loads(&self, plans: &mut [TablePlan]) -> Result<Vec<Load>> {
+    /// The reloads in progress among `reloads` (the stored ones): each table's plan is pointed
+    /// at its copy (where CDC writes its changes) and its load is returned, to run alongside
+    /// CDC.
+    pub(super) fn loads(plans: &mut [TablePlan], reloads: Vec<(String, Reload)>) -> Vec<Load> {
         let mut loads = Vec::new();
-        for (table, reload) in self.store.reloads().await? {
+        for (table, reload) in reloads {
             let Reload::Loading { namespace } = reload else {
                 continue;
             };
@@ -222,7 +219,7 @@ impl Runner {
                 });
             }
         }
-        Ok(loads)
+        loads
     }
 
     /// After a loaded copy (or a load that failed) was handed back by CDC.

@@ -19,8 +19,9 @@ use crate::config::OnSourceDrop;
 use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migration};
 use crate::ddl::{self, CreateTable, Ddl, Defaults};
 use crate::error::Result;
+use crate::pipe::control::PipeHandle;
 use crate::schema::{TableDef, TablePlan};
-use crate::state::Reload;
+use crate::state::{Reload, StateStore};
 
 /// What became of one table.
 enum Outcome {
@@ -137,13 +138,7 @@ impl Cdc<'_> {
     /// Takes `table` out of replication with `reason` (state, status, metrics); the other
     /// tables continue and `tables resync` repairs it.
     pub(super) async fn isolate(&self, table: &str, reason: &str) -> Result<()> {
-        warn!(pipe = %self.cfg.name, table = %table, reason = %reason, "table isolated");
-        crate::metrics::error(&self.cfg.name, "table_isolated");
-        self.store.isolate(table, reason).await?;
-        self.handle.update(|s| {
-            s.tables.entry(table.to_owned()).or_default().error = Some(reason.to_owned());
-        });
-        Ok(())
+        isolate_table(self.store, self.handle, &self.cfg.name, table, reason).await
     }
 
     async fn follow(&self, change: &SchemaChange, plan: &TablePlan) -> Result<Outcome> {
@@ -417,4 +412,22 @@ impl Cdc<'_> {
             .collect();
         Ok(have == want)
     }
+}
+
+/// Takes `table` of pipe `pipe` out of replication with `reason`: stored (a restart keeps it
+/// out), shown in its status, counted in the metrics and logged.
+pub(super) async fn isolate_table(
+    store: &StateStore,
+    handle: &PipeHandle,
+    pipe: &str,
+    table: &str,
+    reason: &str,
+) -> Result<()> {
+    warn!(pipe, table, reason, "table isolated");
+    crate::metrics::error(pipe, "table_isolated");
+    store.isolate(table, reason).await?;
+    handle.update(|s| {
+        s.tables.entry(table.to_owned()).or_default().error = Some(reason.to_owned());
+    });
+    Ok(())
 }
