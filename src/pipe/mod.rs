@@ -396,7 +396,7 @@ impl Runner {
                 };
                 if self.cfg.mode == Mode::SnapshotOnly {
                     // No binlog to catch up with: the load is simply asked for again.
-                    unchanged(changed.clone())?;
+                    unchanged(&changed)?;
                 }
                 for c in &changed {
                     self.defer_reload(&mut plans, c).await?;
@@ -575,7 +575,7 @@ impl Runner {
         let mut cp = Some(checkpoint.clone());
         if self.cfg.mode != Mode::CdcOnly {
             match self.snapshot(&store, source, &[&plan], &mut cp).await? {
-                Some(changed) => unchanged(changed)?,
+                Some(changed) => unchanged(&changed)?,
                 None => return Err(Error::State(format!("stopped while loading {table}"))),
             }
         }
@@ -642,8 +642,8 @@ impl Runner {
     }
 
     /// Loads `pending` tables with the progress kept in `store`; returns `None` if stopped by
-    /// shutdown first, else the tables that changed in the source under their load. Creates the first checkpoint (at the snapshot's position) when
-    /// `checkpoint` is None. Transient errors are retried: the load resumes from its recorded
+    /// shutdown first, else the tables that changed in the source under their load. Creates
+    /// the first checkpoint (at the snapshot's position) when `checkpoint` is None. Transient errors are retried: the load resumes from its recorded
     /// partitions.
     async fn snapshot(
         &mut self,
@@ -701,8 +701,8 @@ impl Runner {
 
 /// For loads that cannot defer a changed table (a resync, an added table): the first change
 /// as an error that says to ask again.
-fn unchanged(changed: Vec<snapshot::Changed>) -> Result<()> {
-    match changed.into_iter().next() {
+fn unchanged(changed: &[snapshot::Changed]) -> Result<()> {
+    match changed.first() {
         None => Ok(()),
         Some(c) => Err(Error::State(format!(
             "{} changed in the source while it was loaded ({}); ask again once the change is replicated",

@@ -74,7 +74,7 @@ impl Runner {
         let refs: Vec<&TablePlan> = shadows.iter().collect();
         let mut start = None;
         match self.snapshot(&store, source, &refs, &mut start).await? {
-            Some(changed) => super::unchanged(changed)?,
+            Some(changed) => super::unchanged(&changed)?,
             None => return Ok(None),
         }
         let start = start
