@@ -40,6 +40,8 @@ pub(crate) enum Error {
         url: String,
         source: Box<mysql_async::Error>,
     },
+    #[error("source answered `{query}` in a way tributary cannot read: {detail}")]
+    SourceRow { query: String, detail: String },
     #[error("ClickHouse `{url}`: {message}")]
     Target {
         url: String,
@@ -78,7 +80,7 @@ impl Error {
             Error::Decode { .. } => "decode",
             Error::Binlog(_) | Error::BinlogPanic { .. } => "binlog",
             Error::PositionPurged { .. } => "position_purged",
-            Error::Source { .. } => "source",
+            Error::Source { .. } | Error::SourceRow { .. } => "source",
             Error::Target { .. } => "target",
             Error::State(_) => "state",
         }

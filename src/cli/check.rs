@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use mysql_async::prelude::Queryable;
-
 use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig};
 use crate::source::preflight::{self, Level};
@@ -90,7 +88,7 @@ async fn check_pipe(cfg: &PipeConfig) -> bool {
         },
     };
     report(gtid.0, "gtid", &gtid.1);
-    let grants: Result<Vec<String>, _> = source.run(conn.query("SHOW GRANTS")).await;
+    let grants: Result<Vec<String>, _> = source.query_as(&mut conn, "SHOW GRANTS").await;
     ok &= match grants {
         Ok(grants) => {
             let (level, text) = preflight::check_grants(&grants);

@@ -8,7 +8,6 @@
 //! isolates that one table: it stops being replicated, its status and metrics say why, the
 //! other tables continue, and a resync repairs it.
 
-use mysql_async::prelude::Queryable;
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -355,32 +354,38 @@ impl Cdc<'_> {
 
     async fn database_charset(&self, db: &str) -> Result<String> {
         let mut conn = self.source.conn().await?;
-        let charset: Option<String> = self
+        let charset: Option<(Option<String>,)> = self
             .source
-            .run(conn.exec_first(
+            .exec_first_as(
+                &mut conn,
                 "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
                 (db,),
-            ))
+            )
             .await?;
         let _ = conn.disconnect().await;
-        Ok(charset.unwrap_or_else(|| "utf8mb4".into()))
+        Ok(charset
+            .and_then(|(c,)| c)
+            .unwrap_or_else(|| "utf8mb4".into()))
     }
 
     /// The table's default character set, for columns an ALTER adds without one.
     async fn table_charset(&self, db: &str, table: &str) -> Result<String> {
         let mut conn = self.source.conn().await?;
-        let charset: Option<String> = self
+        let charset: Option<(Option<String>,)> = self
             .source
-            .run(conn.exec_first(
+            .exec_first_as(
+                &mut conn,
                 "SELECT c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
                  JOIN information_schema.COLLATION_CHARACTER_SET_APPLICABILITY c \
                  ON c.COLLATION_NAME = t.TABLE_COLLATION \
                  WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? LIMIT 1",
                 (db, table),
-            ))
+            )
             .await?;
         let _ = conn.disconnect().await;
-        Ok(charset.unwrap_or_else(|| "utf8mb4".into()))
+        Ok(charset
+            .and_then(|(c,)| c)
+            .unwrap_or_else(|| "utf8mb4".into()))
     }
 
     /// Whether the target already has exactly `plan`'s columns and types (a DDL replayed

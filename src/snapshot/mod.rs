@@ -51,23 +51,17 @@ pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> 
             source
                 .run(conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"))
                 .await?;
-            let status: Vec<(String, String)> = source
-                .run(conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'"))
-                .await?;
-            let get = |name: &str| {
-                status
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let status: Result<Vec<(String, String)>> = source
+                .query_as(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'")
+                .await;
             source.run(conn.query_drop("COMMIT")).await?;
             // The GTID state is looked up from the offset when CDC starts from it
             // (@@gtid_binlog_pos may already include transactions committed after the snapshot).
-            Ok(Position {
-                file: get("binlog_snapshot_file"),
-                pos: get("binlog_snapshot_position").parse().unwrap_or(0),
-                gtid: String::new(),
+            crate::source::position::snapshot_position(&status?).map_err(|detail| {
+                Error::SourceRow {
+                    query: "SHOW STATUS LIKE 'binlog_snapshot_%'".into(),
+                    detail,
+                }
             })
         }
         ServerFlavor::Mysql => {
@@ -374,13 +368,15 @@ fn log_progress(
 }
 
 async fn estimate_rows(source: &Source, conn: &mut Conn, plan: &TablePlan) -> Result<u64> {
-    let rows: Option<Option<u64>> = source
-        .run(conn.exec_first(
+    let rows: Option<(Option<u64>,)> = source
+        .exec_first_as(
+            conn,
             "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (&plan.def.db, &plan.def.name),
-        ))
+        )
         .await?;
-    Ok(rows.flatten().unwrap_or(0))
+    // An estimate for progress only: NULL (a view-like engine) reads as unknown.
+    Ok(rows.and_then(|(r,)| r).unwrap_or(0))
 }
 
 /// Splits a table into partitions (see [`plan`]).

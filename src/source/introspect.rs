@@ -1,6 +1,5 @@
 //! Reads the definitions of the included tables from `information_schema`.
 
-use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::Source;
@@ -31,7 +30,7 @@ pub(crate) async fn selected_tables(
          WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) \
          ORDER BY TABLE_SCHEMA, TABLE_NAME"
     );
-    let all: Vec<(String, String)> = source.run(conn.query(sql)).await?;
+    let all: Vec<(String, String)> = source.query_as(conn, &sql).await?;
     Ok(all
         .into_iter()
         .filter(|(db, t)| {
@@ -65,13 +64,14 @@ pub(crate) async fn table_def(
         String,
     );
     let rows: Vec<ColumnTuple> = source
-        .run(conn.exec(
+        .exec_as(
+            conn,
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION, \
              NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE \
              FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (db, table),
-        ))
+        )
         .await?;
     let columns = rows
         .into_iter()
@@ -97,12 +97,13 @@ pub(crate) async fn table_def(
             source,
         })?;
     let key: Vec<String> = source
-        .run(conn.exec(
+        .exec_as(
+            conn,
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' \
              ORDER BY SEQ_IN_INDEX",
             (db, table),
-        ))
+        )
         .await?;
     if key.is_empty() {
         return Err(Error::NoPrimaryKey { table: qualified });

@@ -3,6 +3,7 @@
 pub(crate) mod introspect;
 pub(crate) mod position;
 pub(crate) mod preflight;
+pub(crate) mod rows;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -16,6 +17,13 @@ use crate::error::{Error, Result};
 
 /// Rows read from the largest table to measure the source's read rate.
 const SAMPLE_ROWS: u64 = 20_000;
+/// The protocol's largest packet (1 GiB), accepted on every connection. The driver otherwise
+/// takes the server's `max_allowed_packet` (16 MiB by default) as its own limit and refuses
+/// anything larger; but a binlog event is not bounded by it (an UPDATE of a 9 MB BLOB under
+/// `binlog_row_image=FULL` is one ~18 MB event), nor is a row read back whole.
+const MAX_PACKET: usize = 1 << 30;
+/// ER_PARSE_ERROR: the server does not know `SHOW BINARY LOG STATUS` (before MySQL 8.4).
+const ER_PARSE_ERROR: u16 = 1064;
 pub(crate) use position::Position;
 
 /// The server family actually found, which decides the binlog dialect and position queries.
@@ -56,7 +64,8 @@ impl Source {
         let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
         let mut builder = OptsBuilder::from_opts(opts)
             .prefer_socket(false)
-            .stmt_cache_size(64);
+            .stmt_cache_size(64)
+            .max_allowed_packet(Some(MAX_PACKET));
         if let Some(password) = password {
             builder = builder.pass(Some(password));
         }
@@ -66,8 +75,12 @@ impl Source {
             flavor: ServerFlavor::Mysql,
         };
         let mut conn = source.conn().await?;
-        let version: Option<String> = source.run(conn.query_first("SELECT VERSION()")).await?;
-        let detected = if version.unwrap_or_default().contains("MariaDB") {
+        let version: Option<(Option<String>,)> =
+            source.query_first_as(&mut conn, "SELECT VERSION()").await?;
+        let detected = if version
+            .and_then(|(v,)| v)
+            .is_some_and(|v| v.contains("MariaDB"))
+        {
             ServerFlavor::Mariadb
         } else {
             ServerFlavor::Mysql
@@ -111,7 +124,7 @@ impl Source {
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN ({})",
             list.join(",")
         );
-        let rows: Vec<(String, String)> = self.run(conn.query(sql)).await?;
+        let rows: Vec<(String, String)> = self.query_as(conn, &sql).await?;
         Ok(rows
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
@@ -129,13 +142,14 @@ impl Source {
         let mut total = 0u64;
         let mut largest: Option<(&str, &str, u64)> = None;
         for (db, table) in tables {
-            let rows: Option<Option<u64>> = source
-            .run(conn.exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (db, table),
-            ))
-            .await?;
-            let rows = rows.flatten().unwrap_or(0);
+            let rows: Option<(Option<u64>,)> = source
+                .exec_first_as(
+                    conn,
+                    "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                    (db, table),
+                )
+                .await?;
+            let rows = rows.and_then(|(r,)| r).unwrap_or(0);
             total += rows;
             if largest.is_none_or(|(_, _, r)| rows > r) {
                 largest = Some((db, table, rows));
@@ -160,11 +174,12 @@ impl Source {
     /// is gone and (MariaDB, which resumes by GTID) the oldest binlog starts after its GTID
     /// state.
     pub async fn check_position(&self, conn: &mut Conn, position: &Position) -> Result<()> {
-        let logs: Vec<mysql_async::Row> = self.run(conn.query("SHOW BINARY LOGS")).await?;
+        const QUERY: &str = "SHOW BINARY LOGS";
+        let logs: Vec<mysql_async::Row> = self.query_as(conn, QUERY).await?;
         let files: Vec<String> = logs
             .iter()
-            .filter_map(|row| row.get::<String, _>(0))
-            .collect();
+            .map(|row| rows::column(row, 0, QUERY))
+            .collect::<Result<_>>()?;
         if files.iter().any(|f| f == &position.file) {
             return Ok(());
         }
@@ -209,45 +224,65 @@ impl Source {
     async fn gtid_list_of(&self, conn: &mut Conn, file: &str) -> Result<Option<GtidState>> {
         // SHOW cannot take parameters; the name is the server's own, quoted all the same.
         let quoted = file.replace('\\', "\\\\").replace('\'', "\\'");
-        let events: Vec<mysql_async::Row> = self
-            .run(conn.query(format!("SHOW BINLOG EVENTS IN '{quoted}' LIMIT 4")))
-            .await?;
-        Ok(events.iter().find_map(|row| {
-            let kind: String = row.get(2)?;
-            let info: String = row.get(5)?;
-            (kind == "Gtid_list")
-                .then(|| GtidState::parse_list(&info))
-                .flatten()
-        }))
+        let query = format!("SHOW BINLOG EVENTS IN '{quoted}' LIMIT 4");
+        let events: Vec<mysql_async::Row> = self.query_as(conn, &query).await?;
+        for row in &events {
+            let kind: String = rows::column(row, 2, &query)?;
+            if kind == "Gtid_list" {
+                let info: String = rows::column(row, 5, &query)?;
+                return Ok(GtidState::parse_list(&info));
+            }
+        }
+        Ok(None)
     }
 
-    /// MariaDB: the GTID state at `file:pos` (an event boundary), from the server's own binlog
-    /// index, so it matches the offset exactly; `None` when the file is gone.
+    /// MariaDB: the GTID state at `file:pos`, from the server's own binlog, so it matches the
+    /// offset exactly. `None` when the server cannot tell: `BINLOG_GTID_POS` is NULL when the
+    /// file is gone, or when the offset is not one it finds an event boundary at (after a
+    /// large event, say). The dump then resumes from `file:pos`.
     pub async fn gtid_at(&self, conn: &mut Conn, file: &str, pos: u64) -> Result<Option<String>> {
-        self.run(conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, pos)))
-            .await
+        let row: Option<(Option<String>,)> = self
+            .exec_first_as(conn, "SELECT BINLOG_GTID_POS(?, ?)", (file, pos))
+            .await?;
+        Ok(row.and_then(|(gtid,)| gtid).filter(|g| !g.is_empty()))
     }
 
     /// The binlog position of the last write, with MySQL's executed GTID set where the server
     /// has one (MariaDB's GTID state is looked up when CDC starts from the position).
     pub async fn current_position(&self, conn: &mut Conn) -> Result<Position> {
-        // MySQL 8.4 renamed SHOW MASTER STATUS; MariaDB and older MySQL keep the old name.
-        let row: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
-            Ok(row) => row,
-            Err(_) => self.run(conn.query_first("SHOW MASTER STATUS")).await?,
+        // MySQL 8.4 renamed SHOW MASTER STATUS; MariaDB and older MySQL keep the old name and
+        // answer the new one with a parse error. Any other error (a lost connection) is one.
+        let mut query = "SHOW BINARY LOG STATUS";
+        let row: Option<mysql_async::Row> = match self.query_first_as(conn, query).await {
+            Err(Error::Source { source, .. }) if matches!(source.as_ref(), mysql_async::Error::Server(e) if e.code == ER_PARSE_ERROR) =>
+            {
+                query = "SHOW MASTER STATUS";
+                self.query_first_as(conn, query).await?
+            }
+            other => other?,
         };
         let row = row.ok_or_else(|| Error::InvalidSourceSetting {
             setting: "log_bin".into(),
             actual: "OFF".into(),
             expected: "ON".into(),
-            hint: "SHOW MASTER STATUS returned nothing: binary logging is off".into(),
+            hint: format!("{query} returned nothing: binary logging is off"),
         })?;
-        let file: String = row.get(0).unwrap_or_default();
-        let pos: u64 = row.get(1).unwrap_or_default();
+        let file: String = rows::column(&row, 0, query)?;
+        let pos: u64 = rows::column(&row, 1, query)?;
+        if file.is_empty() {
+            return Err(Error::SourceRow {
+                query: query.into(),
+                detail: "the binlog file name is empty".into(),
+            });
+        }
         let gtid = match self.flavor {
             // Looked up when CDC starts from it (`gtid_at` scans the binlog file up to `pos`).
             ServerFlavor::Mariadb => String::new(),
-            ServerFlavor::Mysql => row.get::<String, _>(4).unwrap_or_default(),
+            // Executed_Gtid_Set: absent before MySQL 5.6, NULL-free otherwise.
+            ServerFlavor::Mysql if row.len() > 4 => {
+                rows::column::<Option<String>>(&row, 4, query)?.unwrap_or_default()
+            }
+            ServerFlavor::Mysql => String::new(),
         };
         Ok(Position { file, pos, gtid })
     }

@@ -41,9 +41,64 @@ impl Position {
     }
 }
 
+/// MariaDB: the position of a consistent snapshot from the `binlog_snapshot_file` and
+/// `binlog_snapshot_position` status variables; an error says which one is missing or
+/// unreadable (never a default: a made-up position would lose or replay rows).
+pub(crate) fn snapshot_position(status: &[(String, String)]) -> Result<Position, String> {
+    let get = |name: &str| {
+        status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .ok_or_else(|| format!("the status variable {name} is missing"))
+    };
+    let file = get("binlog_snapshot_file")?;
+    if file.is_empty() {
+        return Err("binlog_snapshot_file is empty: is the binary log on?".into());
+    }
+    let pos = get("binlog_snapshot_position")?;
+    let pos = pos
+        .parse()
+        .map_err(|_| format!("binlog_snapshot_position is `{pos}`, not an offset"))?;
+    Ok(Position {
+        file: file.to_owned(),
+        pos,
+        gtid: String::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_position_is_read_or_refused_with_what_is_missing() {
+        let status = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let ok = snapshot_position(&status(&[
+            ("Binlog_snapshot_file", "binlog.000003"),
+            ("Binlog_snapshot_position", "1234"),
+        ]));
+        assert_eq!(ok, Ok(at("binlog.000003", 1234)));
+        let missing = snapshot_position(&status(&[("Binlog_snapshot_file", "binlog.000003")]));
+        assert!(missing
+            .unwrap_err()
+            .contains("binlog_snapshot_position is missing"));
+        let empty = snapshot_position(&status(&[
+            ("Binlog_snapshot_file", ""),
+            ("Binlog_snapshot_position", "0"),
+        ]));
+        assert!(empty.unwrap_err().contains("binlog_snapshot_file is empty"));
+        let garbage = snapshot_position(&status(&[
+            ("Binlog_snapshot_file", "binlog.000003"),
+            ("Binlog_snapshot_position", "x1"),
+        ]));
+        assert!(garbage.unwrap_err().contains("`x1`"));
+    }
 
     fn at(file: &str, pos: u64) -> Position {
         Position {
