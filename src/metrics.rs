@@ -38,6 +38,7 @@ const RETRIES: &str = "tributary_retries_total";
 const CLAMPED_VALUES: &str = "tributary_clamped_values_total";
 const SPILLS: &str = "tributary_cdc_spills_total";
 const TABLES_ISOLATED: &str = "tributary_tables_isolated";
+const PIPE_STALLED: &str = "tributary_pipe_stalled";
 const BUILD_INFO: &str = "tributary_build_info";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -75,7 +76,7 @@ fn describe() {
     describe_gauge!(
         LAG_SECONDS,
         metrics::Unit::Seconds,
-        "Seconds between the source commit of the newest applied change and its flush, per pipe."
+        "Seconds the target is behind the source, per pipe: now minus the source commit time of the newest applied transaction while the source has changes not yet applied, 0 when it has none."
     );
     describe_gauge!(
         PIPE_STATE,
@@ -96,6 +97,10 @@ fn describe() {
     describe_gauge!(
         TABLES_ISOLATED,
         "Tables of the pipe not replicated now because of a change it cannot follow (status shows why), per pipe."
+    );
+    describe_gauge!(
+        PIPE_STALLED,
+        "1 while the pipe keeps failing one step or makes no progress while the source is ahead (status `stalled` says why), else 0, per pipe."
     );
     describe_counter!(
         SPILLS,
@@ -164,6 +169,11 @@ pub(crate) fn tables_isolated(pipe: &str, count: usize) {
     gauge!(TABLES_ISOLATED, "pipe" => pipe.to_owned()).set(count as f64);
 }
 
+/// Whether the pipe is stalled now.
+pub(crate) fn stalled(pipe: &str, stalled: bool) {
+    gauge!(PIPE_STALLED, "pipe" => pipe.to_owned()).set(if stalled { 1.0 } else { 0.0 });
+}
+
 /// One part of a transaction too large to hold written before its commit.
 pub(crate) fn spilled(pipe: &str) {
     counter!(SPILLS, "pipe" => pipe.to_owned()).increment(1);
@@ -201,6 +211,7 @@ mod tests {
         flush_seconds(p, 0.02);
         flush_seconds(p, 3.0);
         lag_seconds(p, 1.5);
+        stalled(p, true);
         state(p, "Snapshot");
         state(p, "Running");
         error(p, "transient");
@@ -224,6 +235,7 @@ mod tests {
         );
         assert_eq!(value(le.unwrap()), 1.0);
         assert_eq!(value(sample(&text, LAG_SECONDS, &[&pipe]).unwrap()), 1.5);
+        assert_eq!(value(sample(&text, PIPE_STALLED, &[&pipe]).unwrap()), 1.0);
         for s in PipeState::ALL {
             let label = format!("state=\"{}\"", s.as_str());
             let line = sample(&text, PIPE_STATE, &[&pipe, &label]).unwrap();
@@ -247,6 +259,7 @@ mod tests {
             CDC_CHANGES,
             FLUSH_SECONDS,
             LAG_SECONDS,
+            PIPE_STALLED,
             PIPE_STATE,
             ERRORS,
             RETRIES,

@@ -9,7 +9,7 @@
 //!   a pipe's state itself, so what it reports is what the pipe task last published;
 //! - every route is in [`ROUTES`] and in `openapi.json` (a unit test keeps them equal);
 //! - `/healthz` answers 200 as long as the process serves HTTP; `/readyz` answers 200 only when
-//!   every pipe is Running, Paused or Completed.
+//!   every pipe is Running, Paused or Completed and none is stalled.
 
 pub(crate) mod client;
 
@@ -183,24 +183,26 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(registry): State<Registry>) -> Response {
-    let states: BTreeMap<&String, String> = registry
+    let statuses: BTreeMap<&String, _> = registry.iter().map(|(n, h)| (n, h.status())).collect();
+    let states: BTreeMap<&String, String> = statuses
         .iter()
-        .map(|(name, h)| {
-            let state = h.status().state;
-            (
-                name,
-                if state.is_empty() {
-                    "starting".into()
-                } else {
-                    state
-                },
-            )
+        .map(|(name, status)| {
+            let state = if status.state.is_empty() {
+                "starting".into()
+            } else {
+                status.state.clone()
+            };
+            (*name, state)
         })
         .collect();
     let waiting: Vec<String> = states
         .iter()
         .filter(|(_, s)| !READY_STATES.contains(&s.as_str()))
         .map(|(name, s)| format!("{name} is {s}"))
+        .chain(statuses.iter().filter_map(|(name, status)| {
+            let why = status.stalled.as_ref()?;
+            Some(format!("{name} is stalled ({why})"))
+        }))
         .collect();
     if waiting.is_empty() {
         (

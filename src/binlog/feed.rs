@@ -102,6 +102,11 @@ impl Feed {
         }
     }
 
+    /// Whether events are read and waiting for the loop.
+    pub fn pending(&self) -> bool {
+        !self.rx.is_empty()
+    }
+
     /// The next event, or the error that stopped the reader.
     pub async fn next(&mut self) -> Result<Queued> {
         match self.rx.recv().await {

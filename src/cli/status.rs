@@ -42,8 +42,9 @@ struct View {
     mode: Option<String>,
     position: Option<String>,
     next_version: Option<u64>,
-    lag_seconds: Option<u64>,
+    lag_seconds: Option<f64>,
     events_applied: Option<u64>,
+    stalled: Option<String>,
     last_error: Option<String>,
     tables: BTreeMap<String, TableView>,
     history: Vec<Transition>,
@@ -65,9 +66,10 @@ struct ApiPipe {
     since: String,
     mode: String,
     position: Option<String>,
-    lag_seconds: Option<u64>,
+    lag_seconds: Option<f64>,
     events_applied: u64,
     tables: BTreeMap<String, ApiTable>,
+    stalled: Option<String>,
     last_error: Option<String>,
 }
 
@@ -91,6 +93,7 @@ impl From<ApiPipe> for View {
             position: p.position,
             lag_seconds: p.lag_seconds,
             events_applied: Some(p.events_applied),
+            stalled: p.stalled,
             last_error: p.last_error,
             tables: p
                 .tables
@@ -317,8 +320,11 @@ fn render(v: &View) -> String {
     line(format!("  position  {}", or_dash(&v.position)));
     line(format!(
         "  lag       {}",
-        v.lag_seconds.map_or("-".into(), |s| format!("{s} s"))
+        v.lag_seconds.map_or("-".into(), |s| format!("{s:.1} s"))
     ));
+    if let Some(stalled) = &v.stalled {
+        line(format!("  STALLED   {stalled}"));
+    }
     line(format!(
         "  events    {}",
         v.events_applied.map_or("-".into(), |n| n.to_string())
@@ -394,7 +400,7 @@ mod tests {
             text.contains("state     Running since 2026-01-01T00:00:00Z"),
             "{text}"
         );
-        assert!(text.contains("lag       2 s"), "{text}");
+        assert!(text.contains("lag       2.0 s"), "{text}");
         assert!(text.contains("events    7"), "{text}");
         assert!(
             text.contains("shop.orders  [#####-----] 52% 520000/1000000  loading"),

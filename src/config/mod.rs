@@ -294,6 +294,11 @@ pub struct SyncConfig {
     pub batch_rows: usize,
     /// Greater than zero and at most one hour.
     pub flush_interval: Duration,
+    /// Consecutive failed attempts of one step after which the pipe reports itself stalled.
+    pub stall_attempts: u32,
+    /// Time without progress, while the source has changes to apply, after which the pipe
+    /// reports itself stalled.
+    pub stall_timeout: Duration,
 }
 
 impl Default for SyncConfig {
@@ -301,6 +306,8 @@ impl Default for SyncConfig {
         Self {
             batch_rows: 100_000,
             flush_interval: Duration::from_secs(5),
+            stall_attempts: 5,
+            stall_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -132,6 +132,8 @@ fn expected_example() -> Config {
             sync: SyncConfig {
                 batch_rows: 100_000,
                 flush_interval: Duration::from_secs(5),
+                stall_attempts: 5,
+                stall_timeout: Duration::from_secs(300),
             },
         }],
     }
@@ -187,7 +189,9 @@ fn defaults_are_applied() {
         pipe.sync,
         SyncConfig {
             batch_rows: 100_000,
-            flush_interval: Duration::from_secs(5)
+            flush_interval: Duration::from_secs(5),
+            stall_attempts: 5,
+            stall_timeout: Duration::from_secs(300),
         }
     );
 }
@@ -250,7 +254,7 @@ fn validation_rules_reject_with_key_and_value() {
         // unknown keys
         ("", "[metrics]\nport = 1", &["`metrics` is not known", "top level: api, pipes"]),
         ("name = \"shop\"", "name = \"shop\"\ncolour = \"red\"", &["`pipes[0].colour`", "mode, source"]),
-        ("", "[pipes.sync]\nflush_intervl = \"5s\"", &["`pipes[0].sync.flush_intervl`", "`pipes[0].sync`: batch_rows, flush_interval"]),
+        ("", "[pipes.sync]\nflush_intervl = \"5s\"", &["`pipes[0].sync.flush_intervl`", "`pipes[0].sync`: batch_rows, flush_interval, stall_attempts, stall_timeout"]),
         ("", "[pipes.tables.options.\"shop.orders\"]\nordr_by = [\"id\"]", &["`pipes[0].tables.options.\"shop.orders\".ordr_by`", "target, exclude_columns, order_by"]),
         (url_line, "uri = \"mysql://h\"", &["`pipes[0].source.uri` is not known"]),
         // missing keys and wrong types

@@ -31,8 +31,14 @@ const TARGET_KEYS: &[&str] = &[
 const TABLES_KEYS: &[&str] = &["include", "exclude", "options", "on_source_drop"];
 const OPTION_KEYS: &[&str] = &["target", "exclude_columns", "order_by", "partition_by"];
 const SNAPSHOT_KEYS: &[&str] = &["rows_per_partition", "parallelism", "tables_in_parallel"];
-const SYNC_KEYS: &[&str] = &["batch_rows", "flush_interval"];
+const SYNC_KEYS: &[&str] = &[
+    "batch_rows",
+    "flush_interval",
+    "stall_attempts",
+    "stall_timeout",
+];
 const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
+const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const NAME_EXPECTED: &str = "a non-empty pipe name made of letters, digits, `_` and `-`";
 const IDENT_PROBLEM: &str = "is not a valid ClickHouse identifier (expected letters, digits and `_`, not starting with a digit)";
 const PATTERN_PROBLEM: &str = "is not a `db.table` pattern (expected exactly one `.` between a database and a table, e.g. \"shop.*\")";
@@ -206,6 +212,34 @@ impl<'a> Section<'a> {
             .and_then(|n| T::try_from(n).ok())
             .map(Some)
             .ok_or_else(|| invalid(key, n, format!("is out of range ({range})")))
+    }
+
+    /// A duration string greater than zero and at most `max` (written `max_text`).
+    fn duration(
+        &self,
+        name: &str,
+        max: Duration,
+        max_text: &str,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let key = self.key(name);
+        match self.get(name).map(|v| &v.kind) {
+            None => Ok(None),
+            Some(ValueKind::String(s)) => {
+                let d = humantime::parse_duration(s.trim())
+                    .map_err(|_| invalid(&key, s, DURATION_PROBLEM))?;
+                if d.is_zero() || d > max {
+                    return Err(invalid(
+                        key,
+                        s,
+                        format!(
+                            "is out of range (expected a duration greater than 0 and at most {max_text})"
+                        ),
+                    ));
+                }
+                Ok(Some(d))
+            }
+            Some(other) => Err(wrong_type(key, "a duration string such as \"5s\"", other)),
+        }
     }
 
     fn strings(&self, name: &str) -> Result<Option<Vec<String>>, ConfigError> {
@@ -402,22 +436,14 @@ fn build_pipe(p: &Section<'_>, base_dir: &Path) -> Result<PipeConfig, ConfigErro
     if let Some(n) = sy.int("batch_rows", 1, 10_000_000)? {
         sync.batch_rows = n;
     }
-    let key = sy.key("flush_interval");
-    match sy.get("flush_interval").map(|v| &v.kind) {
-        None => {}
-        Some(ValueKind::String(s)) => {
-            let d = humantime::parse_duration(s.trim())
-                .map_err(|_| invalid(&key, s, DURATION_PROBLEM))?;
-            if d.is_zero() || d > MAX_FLUSH_INTERVAL {
-                return Err(invalid(
-                    key,
-                    s,
-                    "is out of range (expected a duration greater than 0 and at most 1h)",
-                ));
-            }
-            sync.flush_interval = d;
-        }
-        Some(other) => return Err(wrong_type(key, "a duration string such as \"5s\"", other)),
+    if let Some(d) = sy.duration("flush_interval", MAX_FLUSH_INTERVAL, "1h")? {
+        sync.flush_interval = d;
+    }
+    if let Some(n) = sy.int("stall_attempts", 1, 1_000)? {
+        sync.stall_attempts = n;
+    }
+    if let Some(d) = sy.duration("stall_timeout", MAX_STALL_TIMEOUT, "24h")? {
+        sync.stall_timeout = d;
     }
 
     Ok(PipeConfig {

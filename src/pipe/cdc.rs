@@ -31,6 +31,7 @@ use crate::config::PipeConfig;
 use crate::error::{backoff, Result};
 use crate::pipe::batch::{Batch, Op};
 use crate::pipe::control::{Command, PipeHandle, Request};
+use crate::pipe::health::Moment;
 use crate::pipe::lifecycle::PipeState;
 use crate::pipe::recorder::Recorder;
 use crate::schema::TablePlan;
@@ -93,6 +94,7 @@ impl Cdc<'_> {
             {
                 Ok(Session::Exit(exit)) => return Ok(exit),
                 Ok(Session::Paused) => {
+                    self.handle.health(|h| h.stop());
                     match self
                         .paused(checkpoint, recorder, commands, &mut shutdown)
                         .await?
@@ -106,6 +108,11 @@ impl Cdc<'_> {
                     attempt += 1;
                     crate::metrics::retry(&self.cfg.name, "replication");
                     warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, attempt, "replication interrupted; resuming from the last checkpoint");
+                    self.handle
+                        .health(|h| h.failed("replication", &e.to_string()));
+                    if let Some(behind) = self.source_ahead_of(&checkpoint.position).await {
+                        self.handle.health(|h| h.behind(behind, Moment::now()));
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => return Ok(Exit::Shutdown),
@@ -184,6 +191,7 @@ impl Cdc<'_> {
                 checkpoint.position.gtid = gtid;
             }
         }
+        self.handle.health(|h| h.start(Moment::now()));
         let stream = BinlogStream::open(self.source, self.server_id, &checkpoint.position).await?;
         info!(pipe = %self.cfg.name, position = %checkpoint.position, by = %stream.start, "replicating");
         // Read in a task of its own: the stream keeps flowing while a batch is inserted.
@@ -195,6 +203,7 @@ impl Cdc<'_> {
         let flush_interval = self.cfg.sync.flush_interval;
         let mut deadline = Instant::now() + flush_interval;
         let mut verify = verification_timer();
+        let mut health = tokio::time::interval(HEALTH_EVERY);
         let mut reload_after = self.reload_after.clone();
         // Tables the decoder isolated for their rows, until the plans can shrink.
         let mut isolated: Vec<String> = Vec::new();
@@ -266,6 +275,10 @@ impl Cdc<'_> {
                     }
                 }
                 _ = sleep => {}
+                _ = health.tick() => {
+                    let behind = batch.in_transaction() || batch.position.is_some() || feed.pending();
+                    self.handle.health(|h| h.behind(behind, Moment::now()));
+                }
                 Some((load, result)) = loading.next(), if !loading.is_empty() => {
                     // The copy gets every change read so far before it is swapped in.
                     self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
@@ -353,10 +366,26 @@ impl Cdc<'_> {
                     attempt += 1;
                     crate::metrics::retry(&self.cfg.name, "reload");
                     warn!(pipe = %self.cfg.name, table = %load.plan.def.qualified(), error = %e, retry_in = ?wait, "reload interrupted; resuming it");
+                    let step = format!("reload of {}", load.plan.def.qualified());
+                    self.handle.health(|h| h.failed(&step, &e.to_string()));
                     tokio::time::sleep(wait).await;
                 }
                 other => return (load, other),
             }
+        }
+    }
+
+    /// Whether the source has written past `position` (`None`: it could not be asked in
+    /// [`SOURCE_PROBE_TIMEOUT`]). Asked while the stream is down, so that the lag keeps growing
+    /// when there is something to apply, and does not when the source is idle.
+    async fn source_ahead_of(&self, position: &crate::source::Position) -> Option<bool> {
+        let probe = async {
+            let mut conn = self.source.conn().await?;
+            self.source.current_position(&mut conn).await
+        };
+        match tokio::time::timeout(SOURCE_PROBE_TIMEOUT, probe).await {
+            Ok(Ok(current)) => Some(!position.reached(&current)),
+            _ => None,
         }
     }
 
@@ -394,6 +423,8 @@ impl Cdc<'_> {
         let Some(position) = position else {
             return Ok(());
         };
+        // Committed at the source, not yet in the target: the lag counts while this is written.
+        self.handle.health(|h| h.behind(true, Moment::now()));
         let started = Instant::now();
         let changes = self.write(tables, plans, inserts).await?;
         let next = Checkpoint {
@@ -403,23 +434,19 @@ impl Cdc<'_> {
         };
         self.retry(|| self.store.save_checkpoint(&next)).await?;
         *checkpoint = next;
-        let lag = if decoder.last_event_time == 0 {
-            0
-        } else {
-            chrono_now().saturating_sub(u64::from(decoder.last_event_time))
-        };
         crate::metrics::flush_seconds(&self.cfg.name, started.elapsed().as_secs_f64());
-        crate::metrics::lag_seconds(&self.cfg.name, lag as f64);
+        // What is left is the open transaction, if any: read, not applied.
+        let behind = batch.in_transaction();
+        self.handle
+            .health(|h| h.applied(decoder.last_event_time, behind, Moment::now()));
         self.handle.update(|s| {
             s.position = Some(checkpoint.position.to_string());
-            s.lag_seconds = Some(lag);
             s.events_applied += changes as u64;
         });
         info!(
             pipe = %self.cfg.name,
             changes,
             position = %checkpoint.position,
-            lag_seconds = lag,
             flush_ms = started.elapsed().as_millis() as u64,
             "batch applied"
         );
@@ -485,10 +512,17 @@ impl Cdc<'_> {
             match op().await {
                 Err(e) if e.is_transient() && attempt < MAX_WRITE_ATTEMPTS => {
                     let wait = backoff(attempt);
-                    crate::metrics::retry(&self.cfg.name, "clickhouse write");
+                    crate::metrics::retry(&self.cfg.name, WRITE_STEP);
                     warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "ClickHouse write failed; retrying");
+                    self.handle.health(|h| h.failed(WRITE_STEP, &e.to_string()));
                     attempt += 1;
                     tokio::time::sleep(wait).await;
+                }
+                Ok(()) => {
+                    if attempt > 0 {
+                        self.handle.health(|h| h.succeeded(WRITE_STEP));
+                    }
+                    return Ok(());
                 }
                 other => return other,
             }
@@ -500,6 +534,15 @@ impl Cdc<'_> {
 /// next transaction boundary, so memory stays bounded; a transaction larger than this is
 /// written in parts (`spill`), its checkpoint still after its commit.
 const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// How often the lag and the stall signal are brought up to date while streaming.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the source may take to tell its position while the stream is down.
+const SOURCE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The step ClickHouse writes are counted under (retries, stall).
+const WRITE_STEP: &str = "ClickHouse write";
 
 /// How often the checkpoint is verified to be still on the source (running or paused).
 const VERIFY_POSITION_EVERY: Duration = Duration::from_secs(15);
@@ -514,10 +557,3 @@ fn verification_timer() -> tokio::time::Interval {
 /// Attempts of one write before the session restarts from the checkpoint (about 10 minutes of
 /// backoff: a ClickHouse restart or a long overload).
 const MAX_WRITE_ATTEMPTS: u32 = 25;
-
-fn chrono_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

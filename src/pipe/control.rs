@@ -6,10 +6,12 @@
 //! reason), never silently dropped: a pipe that has ended answers with an error.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+
+use super::health::{Health, Limits, Moment};
 
 /// Snapshot progress of one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,8 +36,10 @@ pub(crate) struct PipeStatus {
     pub mode: String,
     /// Last checkpointed binlog position.
     pub position: Option<String>,
-    /// Seconds between the newest applied event's timestamp and its flush.
-    pub lag_seconds: Option<u64>,
+    /// Seconds behind the source (see [`Health::lag`]); `None` while not replicating.
+    pub lag_seconds: Option<f64>,
+    /// Why the pipe is stalled (see [`Health::stall`]): it keeps retrying meanwhile.
+    pub stalled: Option<String>,
     /// Row changes applied by CDC since the daemon started.
     pub events_applied: u64,
     pub tables: BTreeMap<String, TableStatus>,
@@ -72,6 +76,8 @@ pub(crate) struct Request {
 pub(crate) struct PipeHandle {
     pub status: Arc<RwLock<PipeStatus>>,
     pub commands: mpsc::Sender<Request>,
+    /// Lag and stall, published into `status` by [`PipeHandle::health`].
+    health: Arc<Mutex<Health>>,
 }
 
 impl PipeHandle {
@@ -82,10 +88,15 @@ impl PipeHandle {
             mode: mode.to_owned(),
             ..PipeStatus::default()
         };
+        let limits = Limits {
+            attempts: crate::config::SyncConfig::default().stall_attempts,
+            timeout: crate::config::SyncConfig::default().stall_timeout,
+        };
         (
             PipeHandle {
                 status: Arc::new(RwLock::new(status)),
                 commands: tx,
+                health: Arc::new(Mutex::new(Health::new(limits, Moment::now()))),
             },
             rx,
         )
@@ -108,6 +119,29 @@ impl PipeHandle {
         f(&mut status);
         let isolated = status.tables.values().filter(|t| t.error.is_some()).count();
         crate::metrics::tables_isolated(&status.name, isolated);
+    }
+
+    /// Changes the pipe's health (pipe task only), then publishes its lag, stall and newest
+    /// error into the status and the metrics. Also called every second to let the lag grow.
+    pub fn health(&self, f: impl FnOnce(&mut Health)) {
+        let (lag, stalled, error) = {
+            let mut health = match self.health.lock() {
+                Ok(h) => h,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            f(&mut health);
+            let now = Moment::now();
+            (health.lag(now), health.stall(now), health.take_new_error())
+        };
+        self.update(|s| {
+            crate::metrics::lag_seconds(&s.name, lag.unwrap_or(0.0));
+            crate::metrics::stalled(&s.name, stalled.is_some());
+            s.lag_seconds = lag.map(|l| (l * 1000.0).round() / 1000.0);
+            s.stalled = stalled;
+            if error.is_some() {
+                s.last_error = error;
+            }
+        });
     }
 
     /// Sends `command` and waits for the pipe's answer.

@@ -11,6 +11,7 @@
 pub(crate) mod batch;
 pub(crate) mod cdc;
 pub(crate) mod control;
+pub(crate) mod health;
 pub(crate) mod lifecycle;
 pub(crate) mod recorder;
 mod reload;
@@ -19,6 +20,7 @@ mod schema_change;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -35,7 +37,6 @@ use crate::source::{introspect, preflight, Source};
 use crate::state::{Checkpoint, Reload, StateStore};
 use control::{Command, PipeHandle, Request};
 use lifecycle::PipeState;
-use mysql_async::prelude::Queryable;
 use recorder::Recorder;
 
 /// How a pipe task ended.
@@ -86,6 +87,14 @@ pub(crate) async fn run(
         }
     };
     let store = StateStore::new(target.clone(), &cfg.target.state_database, &cfg.name);
+    handle.health(|h| {
+        h.limits = health::Limits {
+            attempts: cfg.sync.stall_attempts,
+            timeout: cfg.sync.stall_timeout,
+        }
+    });
+    // The lag grows and a stall shows while the pipe task waits (a backoff, a slow write).
+    let _publisher = Publisher::spawn(handle.clone());
     let mut runner = Runner {
         recorder: Recorder {
             store: store.clone(),
@@ -109,6 +118,7 @@ pub(crate) async fn run(
         };
         error!(pipe = %name, error = %error, "pipe failed");
         metrics::error(&name, error.kind());
+        runner.handle.health(|h| h.stop());
         if let Err(store_err) = runner
             .recorder
             .enter(PipeState::Failed, &error.to_string())
@@ -119,6 +129,27 @@ pub(crate) async fn run(
         if !runner.wait_in_failed().await {
             return Outcome::Failed;
         }
+    }
+}
+
+/// Publishes the pipe's health every second until dropped.
+struct Publisher(tokio::task::JoinHandle<()>);
+
+impl Publisher {
+    fn spawn(handle: PipeHandle) -> Publisher {
+        Publisher(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                handle.health(|_| {});
+            }
+        }))
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -182,12 +213,16 @@ impl Runner {
                 }
             };
             match result {
-                Ok(v) => return Ok(Some(v)),
+                Ok(v) => {
+                    self.handle.health(|h| h.succeeded(what));
+                    return Ok(Some(v));
+                }
                 Err(e) if e.is_transient() => {
                     let wait = backoff(attempt);
                     attempt += 1;
                     metrics::retry(&self.cfg.name, what);
                     warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "{what} failed; retrying");
+                    self.handle.health(|h| h.failed(what, &e.to_string()));
                     let sleep = tokio::time::sleep(wait);
                     tokio::pin!(sleep);
                     loop {
@@ -242,7 +277,7 @@ impl Runner {
         let vars = source.variables(&mut conn, names).await?;
         preflight::check_settings(&vars)?;
         // Grants can come through roles SHOW GRANTS does not expand: a warning, not a stop.
-        let grants: Vec<String> = source.run(conn.query("SHOW GRANTS")).await?;
+        let grants: Vec<String> = source.query_as(&mut conn, "SHOW GRANTS").await?;
         if let (preflight::Level::Fail, text) = preflight::check_grants(&grants) {
             warn!(pipe = %self.cfg.name, "source privileges: {text}");
         }

@@ -6,6 +6,7 @@
 //! `TRIBUTARY_TEST_REQUIRE_SERVERS=1`, where it fails. Each test works in databases of its own.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod workload;
 
 use std::fmt::Write as _;
@@ -113,7 +114,7 @@ flush_interval = "{flush}"
             name = pipe.name,
             mode = pipe.mode,
             source = self.mariadb_url,
-            target = self.clickhouse_url,
+            target = pipe.target_url.as_deref().unwrap_or(&self.clickhouse_url),
             db = pipe.db,
             rows_per_partition = pipe.rows_per_partition,
             parallelism = pipe.parallelism,
@@ -185,6 +186,8 @@ pub struct Pipe {
     pub exclude: Option<&'static str>,
     /// The daemon's `api.listen` port: free when the pipe was made, one per test.
     pub api_port: u16,
+    /// The ClickHouse URL the daemon uses, when not the test server's own (a proxy).
+    pub target_url: Option<String>,
 }
 
 impl Pipe {
@@ -202,6 +205,7 @@ impl Pipe {
             on_source_drop: "keep",
             exclude: None,
             api_port: free_port(),
+            target_url: None,
         }
     }
 
