@@ -130,6 +130,10 @@ enum TablesCommand {
         pipe: String,
         /// Source table, `db.table`.
         table: String,
+        /// Replicate it although the config's tables.include/exclude do not select it (the
+        /// choice is stored and shown in the status).
+        #[arg(long)]
+        widen_selection: bool,
         #[command(flatten)]
         target: ApiArgs,
     },
@@ -199,10 +203,11 @@ pub(crate) fn main() -> ExitCode {
             TablesCommand::Add {
                 pipe,
                 table,
+                widen_selection,
                 target,
-            } => target
-                .url()
-                .map(|url| runtime.block_on(remote::add_table(&url, &pipe, &table))),
+            } => target.url().map(|url| {
+                runtime.block_on(remote::add_table(&url, &pipe, &table, widen_selection))
+            }),
             TablesCommand::Remove {
                 pipe,
                 table,

@@ -14,6 +14,10 @@ pub(crate) enum Error {
     },
     #[error("table `{table}` has no primary key: tributary needs one to order and deduplicate rows in ClickHouse; add a primary key or exclude the table")]
     NoPrimaryKey { table: String },
+    #[error("table `{table}` does not exist in the source (dropped or renamed?)")]
+    TableNotFound { table: String },
+    #[error("{0}")]
+    Selection(String),
     #[error("table `{table}`: {source}")]
     Schema {
         table: String,
@@ -77,6 +81,8 @@ impl Error {
             Error::NoPrimaryKey { .. } => "no_primary_key",
             Error::Schema { .. } => "schema",
             Error::NoTables { .. } => "no_tables",
+            Error::TableNotFound { .. } => "table_not_found",
+            Error::Selection(_) => "selection",
             Error::Decode { .. } => "decode",
             Error::Binlog(_) | Error::BinlogPanic { .. } => "binlog",
             Error::PositionPurged { .. } => "position_purged",

@@ -42,9 +42,39 @@ pub(crate) struct TablePlan {
     pub included: Vec<bool>,
 }
 
+/// The prefix of the columns tributary adds to every target table: a source column named
+/// like them would be written into them.
+pub(crate) const METADATA_PREFIX: &str = "_tributary_";
+
 impl TablePlan {
+    /// The plan of a table the pipe selects: its options and its target name
+    /// (`tables.options.*.target`, else `tables.target_name`).
+    pub fn selected(
+        def: TableDef,
+        tables: &crate::config::TablesConfig,
+    ) -> Result<TablePlan, String> {
+        let options = tables
+            .options
+            .get(&def.qualified())
+            .cloned()
+            .unwrap_or_default();
+        let mut plan = TablePlan::new(def, &options)?;
+        plan.target = tables.target_of(&plan.def.db, &plan.def.name);
+        Ok(plan)
+    }
+
     pub fn new(def: TableDef, options: &crate::config::TableOptions) -> Result<TablePlan, String> {
         let table = def.qualified();
+        if let Some(c) = def
+            .columns
+            .iter()
+            .find(|c| c.name.to_ascii_lowercase().starts_with(METADATA_PREFIX))
+        {
+            return Err(format!(
+                "column `{}` of {table} clashes with the columns tributary adds to every target table (`{METADATA_PREFIX}*`); rename the column or exclude the table",
+                c.name
+            ));
+        }
         for name in options.exclude_columns.iter().chain(&options.order_by) {
             if !def.columns.iter().any(|c| &c.name == name) {
                 return Err(format!(
@@ -80,6 +110,21 @@ impl TablePlan {
             included,
             def,
         })
+    }
+
+    /// Why `plan` cannot be added beside `plans`: another table already writes into its
+    /// target table.
+    pub fn collision(&self, plans: &[TablePlan]) -> Option<String> {
+        let other = plans
+            .iter()
+            .find(|p| p.def.qualified() != self.def.qualified() && p.target == self.target)?;
+        Some(format!(
+            "{} would be replicated into the target table `{}`, which {} already uses; give one of them another target name (tables.target_name = \"{{db}}_{{table}}\", or tables.options.\"{}\".target)",
+            self.def.qualified(),
+            self.target,
+            other.def.qualified(),
+            self.def.qualified()
+        ))
     }
 
     /// The replicated columns, in source order.

@@ -147,6 +147,8 @@ pub(crate) struct Answer {
 #[serde(deny_unknown_fields)]
 struct AddTable {
     table: String,
+    #[serde(default)]
+    widen_selection: bool,
 }
 
 /// Query of `DELETE /v1/pipes/{name}/tables/{table}`.
@@ -292,14 +294,15 @@ async fn add_table(
     Path(name): Path<String>,
     body: Result<Json<AddTable>, JsonRejection>,
 ) -> Response {
-    let table = match body
+    let (table, widen) = match body
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
-        .and_then(|Json(b)| table_name(b.table.trim()))
+        .and_then(|Json(b)| Ok((table_name(b.table.trim())?, b.widen_selection)))
     {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    command(&registry, &name, "add_table", Command::AddTable { table }).await
+    let cmd = Command::AddTable { table, widen };
+    command(&registry, &name, "add_table", cmd).await
 }
 
 async fn remove_table(

@@ -33,7 +33,7 @@ async fn fake_pipe(mut inbox: tokio::sync::mpsc::Receiver<Request>) {
             Command::Pause => Ok("paused at binlog.000001:4".to_owned()),
             Command::Resume => Err("pipe a is not paused (state Running)".to_owned()),
             Command::Resync => Ok("resync started".to_owned()),
-            Command::AddTable { table } => Ok(format!("adding {table}")),
+            Command::AddTable { table, .. } => Ok(format!("adding {table}")),
             Command::RemoveTable { table, drop_target } => {
                 Ok(format!("removing {table} drop={drop_target}"))
             }

@@ -313,6 +313,9 @@ impl Decoder {
         };
         let created = match &ddl {
             Ddl::CreateTable(ct) => new_to_the_pipe(&ct.table),
+            // A statement about a selected table the pipe does not know, not understood
+            // (a CREATE, typically): the pipe isolates the table rather than ignore it.
+            Ddl::Unparsed { tables, .. } => tables.iter().any(new_to_the_pipe),
             // A table renamed into the selection (an online schema change's cut-over, when
             // its shadow table is not selected): it has to be copied.
             Ddl::RenameTables(pairs) => pairs

@@ -25,9 +25,9 @@ pub(super) async fn command(url: &str, pipe: &str, what: &str) -> ExitCode {
     .await
 }
 
-pub(super) async fn add_table(url: &str, pipe: &str, table: &str) -> ExitCode {
+pub(super) async fn add_table(url: &str, pipe: &str, table: &str, widen: bool) -> ExitCode {
     let path = format!("/v1/pipes/{}/tables", segment(pipe));
-    let body = serde_json::json!({ "table": table });
+    let body = serde_json::json!({ "table": table, "widen_selection": widen });
     ask(url, CLIENT_TIMEOUT, |api| async move {
         api.post(&path, Some(body)).await
     })

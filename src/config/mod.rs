@@ -211,8 +211,11 @@ impl fmt::Debug for TargetConfig {
 }
 
 /// Which source tables a pipe replicates, and per-table options.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablesConfig {
+    /// The target table name of a selected table without a `target` option: `{db}` and
+    /// `{table}` are replaced by the source names. Contains `{table}`.
+    pub target_name: String,
     /// `db.table` globs (`*`, `?`); at least one.
     pub include: Vec<String>,
     /// `db.table` globs removed from what `include` selects.
@@ -244,7 +247,34 @@ impl OnSourceDrop {
     }
 }
 
+/// The default `tables.target_name`: the source table's own name.
+pub const DEFAULT_TARGET_NAME: &str = "{table}";
+
+impl Default for TablesConfig {
+    fn default() -> Self {
+        Self {
+            target_name: DEFAULT_TARGET_NAME.into(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            options: BTreeMap::new(),
+            on_source_drop: OnSourceDrop::default(),
+        }
+    }
+}
+
 impl TablesConfig {
+    /// The target table of `db.table`: its `target` option, else `target_name` filled in.
+    pub fn target_of(&self, db: &str, table: &str) -> String {
+        self.options
+            .get(&format!("{db}.{table}"))
+            .and_then(|o| o.target.clone())
+            .unwrap_or_else(|| {
+                self.target_name
+                    .replace("{db}", db)
+                    .replace("{table}", table)
+            })
+    }
+
     /// Whether `db.table` is selected: it matches an include pattern and no exclude pattern.
     /// Case-sensitive; the database and table parts are matched separately, so `*` never
     /// crosses the dot.

@@ -111,6 +111,7 @@ fn expected_example() -> Config {
                 state_database: "_tributary".into(),
             },
             tables: TablesConfig {
+                target_name: "{table}".into(),
                 include: vec!["shop.*".into()],
                 exclude: vec![],
                 options: BTreeMap::from([(
@@ -309,6 +310,10 @@ fn validation_rules_reject_with_key_and_value() {
         ("", "[pipes.tables.options.\"other.t\"]\ntarget = \"x\"", &["`pipes[0].tables.options.\"other.t\"`", "`other.t`", "do not select"]),
         ("", "[pipes.tables.options.\"shop.t\"]\norder_by = [\"id\", \"\"]", &["`pipes[0].tables.options.\"shop.t\".order_by[1]`", "is empty"]),
         ("", "[pipes.tables.options.\"shop.t\"]\ntarget = \" \"", &["`pipes[0].tables.options.\"shop.t\".target`", "is empty"]),
+        ("include = [\"shop.*\"]", "include = [\"shop.*\"]\ntarget_name = \"x\"", &["`pipes[0].tables.target_name`", "`x`", "`{table}`"]),
+        ("include = [\"shop.*\"]", "include = [\"shop.*\"]\ntarget_name = \"{schema}_{table}\"", &["`pipes[0].tables.target_name`", "`{schema}_{table}`"]),
+        ("include = [\"shop.*\"]", "include = [\"shop.t\", \"crm.t\"]", &["`pipes[0].tables`", "`shop.t, crm.t`", "one target table `t`", "{db}_{table}"]),
+        ("", "[pipes.tables.options.\"shop.a\"]\ntarget = \"b\"\n[pipes.tables.options.\"shop.b\"]\norder_by = [\"id\"]", &["`pipes[0].tables`", "`shop.a, shop.b`", "target table `b`"]),
         // api and files
         ("[[pipes]]", "[api]\nlisten = \"localhost\"\n[[pipes]]", &["`api.listen`", "`localhost`", "socket address"]),
         (url_line, "url = \"mysql://h\"\npassword_file = \"/nonexistent/tributary-pw\"", &["`pipes[0].source.password_file`", "/nonexistent/tributary-pw", "cannot be read"]),
@@ -357,16 +362,23 @@ fn server_id_must_be_unique_per_source_server() {
     let pipe = |name: &str, host: &str| {
         MINIMAL
             .replace("name = \"shop\"", &format!("name = \"{name}\""))
+            .replace("database = \"shop\"", &format!("database = \"{name}\""))
             .replace(
                 "cdc:secret@127.0.0.1:3306\"",
                 &format!("{host}\"\nserver_id = 7"),
             )
     };
-    let message = error(&format!("{}{}", pipe("a", "db1"), pipe("b", "db1:3306")));
-    assert!(
-        message.contains("`pipes[1].source.server_id`") && message.contains("`7`"),
-        "{message}"
-    );
+    for (a, b) in [
+        ("db1", "db1:3306"),
+        ("127.0.0.1", "localhost"),
+        ("LOCALHOST:3306", "localhost"),
+    ] {
+        let message = error(&format!("{}{}", pipe("a", a), pipe("b", b)));
+        assert!(
+            message.contains("`pipes[1].source.server_id`") && message.contains("`7`"),
+            "{a} vs {b}: {message}"
+        );
+    }
     assert_eq!(
         load(&format!("{}{}", pipe("a", "db1"), pipe("b", "db2")))
             .unwrap()
@@ -374,6 +386,34 @@ fn server_id_must_be_unique_per_source_server() {
             .len(),
         2
     );
+}
+
+#[test]
+fn two_pipes_cannot_share_a_target_database() {
+    let pipe = |name: &str, url: &str| {
+        MINIMAL
+            .replace("name = \"shop\"", &format!("name = \"{name}\""))
+            .replace("http://127.0.0.1:8123", url)
+    };
+    for (a, b) in [
+        ("http://127.0.0.1:8123", "http://localhost:8123"),
+        ("http://127.0.0.1:8123", "http://127.0.0.1:8123/"),
+    ] {
+        let message = error(&format!("{}{}", pipe("a", a), pipe("b", b)));
+        assert!(
+            message.contains("`pipes[1].target.database`")
+                && message.contains("`shop`")
+                && message.contains("pipes[0]"),
+            "{a} vs {b}: {message}"
+        );
+    }
+    // Another server, or another database: fine.
+    let other = format!(
+        "{}{}",
+        pipe("a", "http://127.0.0.1:8123"),
+        pipe("b", "http://127.0.0.1:8124")
+    );
+    assert_eq!(load(&other).unwrap().pipes.len(), 2);
 }
 
 #[test]
@@ -442,7 +482,9 @@ fn env_overrides_apply() {
 fn env_overrides_second_pipe_and_missing_sections() {
     let two = format!(
         "{MINIMAL}{}",
-        MINIMAL.replace("name = \"shop\"", "name = \"crm\"")
+        MINIMAL
+            .replace("name = \"shop\"", "name = \"crm\"")
+            .replace("database = \"shop\"", "database = \"crm\"")
     );
     let config = load_env(&two, &[("TRIBUTARY__PIPES__1__SNAPSHOT__PARALLELISM", "8")]).unwrap();
     assert_eq!(
@@ -497,12 +539,24 @@ fn env_override_errors() {
 }
 
 #[test]
+fn a_target_name_template_tells_tables_of_one_name_apart() {
+    let text = MINIMAL.replace(
+        "include = [\"shop.*\"]",
+        "include = [\"shop.t\", \"crm.t\"]\ntarget_name = \"{db}_{table}\"",
+    );
+    let config = load_env(&text, &[]).expect("valid");
+    let tables = &config.pipes[0].tables;
+    assert_eq!(tables.target_of("shop", "t"), "shop_t");
+    assert_eq!(tables.target_of("crm", "t"), "crm_t");
+    assert_eq!(TablesConfig::default().target_of("crm", "t"), "t");
+}
+
+#[test]
 fn glob_matching() {
     let tables = TablesConfig {
         include: vec!["shop.*".into(), "crm.user?".into(), "*.audit_*".into()],
         exclude: vec!["shop.tmp_*".into(), "*.audit_old".into()],
-        options: BTreeMap::new(),
-        on_source_drop: OnSourceDrop::Keep,
+        ..TablesConfig::default()
     };
     assert!(tables.matches("shop", "orders"));
     assert!(

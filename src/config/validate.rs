@@ -12,6 +12,7 @@ use url::Url;
 use super::{
     read_password_file, redact_url, ApiConfig, Config, ConfigError, Flavor, Mode, OnSourceDrop,
     PipeConfig, SnapshotConfig, SourceConfig, SyncConfig, TableOptions, TablesConfig, TargetConfig,
+    DEFAULT_TARGET_NAME,
 };
 
 const ROOT_KEYS: &[&str] = &["api", "pipes"];
@@ -28,7 +29,13 @@ const TARGET_KEYS: &[&str] = &[
     "database",
     "state_database",
 ];
-const TABLES_KEYS: &[&str] = &["include", "exclude", "options", "on_source_drop"];
+const TABLES_KEYS: &[&str] = &[
+    "include",
+    "exclude",
+    "target_name",
+    "options",
+    "on_source_drop",
+];
 const OPTION_KEYS: &[&str] = &["target", "exclude_columns", "order_by", "partition_by"];
 const SNAPSHOT_KEYS: &[&str] = &["rows_per_partition", "parallelism", "tables_in_parallel"];
 const SYNC_KEYS: &[&str] = &[
@@ -345,25 +352,54 @@ fn build_root(root: &Section<'_>, base_dir: &Path) -> Result<Config, ConfigError
                     format!("is already used by pipes[{j}] (expected unique pipe names)"),
                 ));
             }
-            let server = |p: &PipeConfig| {
-                (
-                    p.source.url.host_str().map(str::to_owned),
-                    p.source.url.port().unwrap_or(3306),
-                )
-            };
             if let Some(id) = pipe
                 .source
                 .server_id
                 .filter(|id| other.source.server_id == Some(*id))
             {
-                if server(other) == server(&pipe) {
+                if same_server(&other.source.url, &pipe.source.url, 3306) {
                     return Err(invalid(format!("pipes[{i}].source.server_id"), id, format!("is already used by pipes[{j}] on the same source server (expected a unique server_id per source)")));
                 }
+            }
+            // One pipe's table changes (a remove with drop, a resync's swap, a table created
+            // again) must never reach another pipe's tables.
+            if other.target.database == pipe.target.database
+                && same_server(&other.target.url, &pipe.target.url, 8123)
+            {
+                return Err(invalid(
+                    format!("pipes[{i}].target.database"),
+                    &pipe.target.database,
+                    format!("is already the target database of pipes[{j}] on the same ClickHouse server (expected a database per pipe)"),
+                ));
             }
         }
         pipes.push(pipe);
     }
     Ok(Config { api, pipes })
+}
+
+/// Whether two URLs reach the same server: the same port and a host name that resolves to
+/// a common address (`localhost` and `127.0.0.1` are one server); names that do not resolve
+/// are compared as written.
+fn same_server(a: &Url, b: &Url, default_port: u16) -> bool {
+    let port = |u: &Url| u.port_or_known_default().unwrap_or(default_port);
+    if port(a) != port(b) {
+        return false;
+    }
+    let (Some(ha), Some(hb)) = (a.host_str(), b.host_str()) else {
+        return false;
+    };
+    if ha.eq_ignore_ascii_case(hb) {
+        return true;
+    }
+    let resolve = |h: &str| -> Vec<std::net::IpAddr> {
+        let h = h.trim_start_matches('[').trim_end_matches(']');
+        std::net::ToSocketAddrs::to_socket_addrs(&(h, 0))
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default()
+    };
+    let ips = resolve(ha);
+    resolve(hb).iter().any(|ip| ips.contains(ip))
 }
 
 fn build_pipe(p: &Section<'_>, base_dir: &Path) -> Result<PipeConfig, ConfigError> {
@@ -504,7 +540,12 @@ fn build_tables(t: &Section<'_>) -> Result<TablesConfig, ConfigError> {
             check_table_name(&format!("{}[{i}]", t.key(name)), pattern, true)?;
         }
     }
+    let target_name = t
+        .string("target_name")?
+        .unwrap_or_else(|| DEFAULT_TARGET_NAME.into());
+    check_target_name(&t.key("target_name"), &target_name)?;
     let mut tables = TablesConfig {
+        target_name,
         include,
         exclude,
         options: BTreeMap::new(),
@@ -569,7 +610,54 @@ fn build_tables(t: &Section<'_>) -> Result<TablesConfig, ConfigError> {
             },
         );
     }
+    check_target_collisions(t, &tables)?;
     Ok(tables)
+}
+
+/// `tables.target_name`: `{table}` once at least, no other placeholder.
+fn check_target_name(key: &str, template: &str) -> Result<(), ConfigError> {
+    let rest = template.replace("{db}", "").replace("{table}", "");
+    if !template.contains("{table}") || rest.contains(['{', '}']) || rest.contains('`') {
+        return Err(invalid(
+            key,
+            template,
+            "is not a target name template (expected text with `{table}` and optionally `{db}`, e.g. \"{db}_{table}\")",
+        ));
+    }
+    Ok(())
+}
+
+/// Two tables the config names exactly (options, or includes without globs) that would be
+/// written into one target table.
+fn check_target_collisions(t: &Section<'_>, tables: &TablesConfig) -> Result<(), ConfigError> {
+    let named = tables
+        .include
+        .iter()
+        .filter(|p| !p.contains(['*', '?']))
+        .chain(tables.options.keys());
+    let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+    for table in named {
+        let Some((db, name)) = table.split_once('.') else {
+            continue;
+        };
+        if !tables.matches(db, name) {
+            continue;
+        }
+        let target = tables.target_of(db, name);
+        match seen.get(&target) {
+            Some(other) if *other != table => {
+                return Err(invalid(
+                    t.path.clone(),
+                    format!("{other}, {table}"),
+                    format!("selects two tables that would be replicated into the one target table `{target}` (expected a target name per table: set tables.target_name = \"{{db}}_{{table}}\" or tables.options.\"{table}\".target)"),
+                ));
+            }
+            _ => {
+                seen.insert(target, table);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks `db.table`: exactly one dot, both parts non-empty, globs only if allowed.

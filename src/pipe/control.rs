@@ -23,6 +23,9 @@ pub(crate) struct TableStatus {
     /// repairs it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Added by an operator although `tables.include`/`exclude` do not select it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outside_selection: bool,
 }
 
 /// The externally visible state of one pipe.
@@ -54,6 +57,8 @@ pub(crate) enum Command {
     Resync,
     AddTable {
         table: String,
+        /// Replicate it although the pipe's include/exclude do not select it.
+        widen: bool,
     },
     RemoveTable {
         table: String,

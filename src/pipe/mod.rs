@@ -38,6 +38,7 @@ use crate::state::{Checkpoint, Reload, StateStore};
 use control::{Command, PipeHandle, Request};
 use lifecycle::PipeState;
 use recorder::Recorder;
+use schema_change::isolate_table;
 
 /// How a pipe task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +131,24 @@ pub(crate) async fn run(
             return Outcome::Failed;
         }
     }
+}
+
+/// Why `tables add` of `table` (in database `db`) is refused, if it is: a system table, or a
+/// table the selection does not include unless the request widens it.
+fn add_refusal(table: &str, db: &str, outside: bool, widen: bool) -> Option<String> {
+    if introspect::SYSTEM_SCHEMAS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(db))
+    {
+        return Some(format!(
+            "{table} is a system table of the source: never replicated"
+        ));
+    }
+    (outside && !widen).then(|| {
+        format!(
+            "{table} is outside the pipe's selection (tables.include/tables.exclude); add it to the config, or ask with widen_selection (CLI: --widen-selection) to replicate it anyway"
+        )
+    })
 }
 
 /// Publishes the pipe's health every second until dropped.
@@ -292,8 +311,22 @@ impl Runner {
             .await?;
 
         let overrides = self.store.overrides().await?;
-        let plans =
-            introspect::plan_tables(&source, &mut conn, &self.cfg.tables, &overrides).await?;
+        let isolated: Vec<String> = self
+            .store
+            .isolated()
+            .await?
+            .into_iter()
+            .filter(|(_, reason)| !reason.is_empty())
+            .map(|(table, _)| table)
+            .collect();
+        let planned =
+            introspect::plan_tables(&source, &mut conn, &self.cfg.tables, &overrides, &isolated)
+                .await?;
+        for (table, reason) in &planned.rejected {
+            isolate_table(&self.store, &self.handle, &self.cfg.name, table, reason).await?;
+        }
+        self.show_widened(&overrides);
+        let plans = planned.plans;
         let checkpoint = self.store.checkpoint().await?;
         let fresh = self.resync_requested || resuming_resync;
         if (checkpoint.is_none() && self.cfg.mode != Mode::CdcOnly) || fresh {
@@ -366,14 +399,7 @@ impl Runner {
             };
             let plan = match stored {
                 Some(stored) => {
-                    let options = self
-                        .cfg
-                        .tables
-                        .options
-                        .get(&table)
-                        .cloned()
-                        .unwrap_or_default();
-                    TablePlan::new(stored, &options).map_err(Error::State)?
+                    TablePlan::selected(stored, &self.cfg.tables).map_err(Error::State)?
                 }
                 None => {
                     self.store.save_definition(&plan.def, seq).await?;
@@ -541,9 +567,9 @@ impl Runner {
                     // definition, isolated ones included.
                     return Ok(Drive::Redrive);
                 }
-                Command::AddTable { table } => {
+                Command::AddTable { table, widen } => {
                     let answer = self
-                        .add_table(&source, &mut plans, &table, &checkpoint)
+                        .add_table(&source, &mut plans, &table, widen, &checkpoint)
                         .await;
                     let _ = request.reply.send(answer.map_err(|e| e.to_string()));
                 }
@@ -587,15 +613,26 @@ impl Runner {
         source: &Source,
         plans: &mut Vec<TablePlan>,
         table: &str,
+        widen: bool,
         checkpoint: &Checkpoint,
     ) -> Result<String> {
         if plans.iter().any(|p| p.def.qualified() == table) {
             return Err(Error::State(format!("{table} is already replicated")));
         }
+        let (db, name) = table.split_once('.').unwrap_or((table, ""));
+        let outside = !self.cfg.tables.matches(db, name);
+        if let Some(refusal) = add_refusal(table, db, outside, widen) {
+            return Err(Error::Selection(refusal));
+        }
+        // Read before anything is written: a table that is not there, or one that would be
+        // written into another table's target, leaves the pipe as it was.
+        let plan = self.current_plan(source, table).await?;
+        if let Some(collision) = plan.collision(plans) {
+            return Err(Error::Selection(collision));
+        }
         self.recorder
             .enter(PipeState::Modifying, &format!("adding {table}"))
             .await?;
-        let plan = self.current_plan(source, table).await?;
         // A table added again may hold rows of its earlier replication, some with versions
         // higher than the reload's: start it empty.
         let truncate = truncate_sql(&self.cfg.target.database, &plan);
@@ -616,7 +653,34 @@ impl Runner {
         }
         self.store.save_override(table, true).await?;
         plans.push(plan);
-        Ok(format!("{table} added and loaded"))
+        if outside {
+            self.handle.update(|s| {
+                s.tables
+                    .entry(table.to_owned())
+                    .or_default()
+                    .outside_selection = true;
+            });
+        }
+        Ok(format!(
+            "{table} added and loaded{}",
+            if outside {
+                " (outside tables.include/exclude, as asked)"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    /// Marks in the status the tables added outside the config's selection.
+    fn show_widened(&self, overrides: &[(String, bool)]) {
+        self.handle.update(|s| {
+            for (table, included) in overrides {
+                let (db, name) = table.split_once('.').unwrap_or((table, ""));
+                if *included && !self.cfg.tables.matches(db, name) {
+                    s.tables.entry(table.clone()).or_default().outside_selection = true;
+                }
+            }
+        });
     }
 
     /// The plan of `db.table` from its current definition in the source.
@@ -626,14 +690,7 @@ impl Runner {
         };
         let mut conn = source.conn().await?;
         let def = introspect::table_def(source, &mut conn, db, name).await?;
-        let options = self
-            .cfg
-            .tables
-            .options
-            .get(table)
-            .cloned()
-            .unwrap_or_default();
-        TablePlan::new(def, &options).map_err(Error::State)
+        TablePlan::selected(def, &self.cfg.tables).map_err(Error::State)
     }
 
     /// Modifying: stops replicating `table`; its target table is kept unless `drop_target`.

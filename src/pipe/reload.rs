@@ -147,7 +147,8 @@ impl Runner {
     }
 
     /// A reload that could not complete: the table is isolated with `reason` and leaves the
-    /// plans; `retry` waits to reload it again once CDC has passed the source's position now.
+    /// plans, and its copy is dropped; `retry` waits to reload it again (into a new copy) once
+    /// CDC has passed the source's position now.
     pub(super) async fn abandon_reload(
         &mut self,
         plans: &mut Vec<TablePlan>,
@@ -158,8 +159,37 @@ impl Runner {
         isolate_table(&self.store, &self.handle, &self.cfg.name, table, reason).await?;
         let reload = retry.then_some(Reload::Waiting);
         self.store.save_reload(table, reload.as_ref()).await?;
+        self.drop_copy(plans, table).await?;
         plans.retain(|p| p.def.qualified() != table);
         Ok(())
+    }
+
+    /// A reload of a table that no longer exists in the source is void: its copy is dropped
+    /// and the table is no longer replicated (as after its `DROP TABLE`).
+    async fn void_reload(&mut self, plans: &mut Vec<TablePlan>, table: &str) -> Result<()> {
+        info!(pipe = %self.cfg.name, table, "the table to reload no longer exists in the source; its reload is void");
+        self.store.save_reload(table, None).await?;
+        self.drop_copy(plans, table).await?;
+        plans.retain(|p| p.def.qualified() != table);
+        self.handle.update(|s| {
+            s.tables.remove(table);
+        });
+        Ok(())
+    }
+
+    /// Drops the reload copy of `table`, if there is one.
+    async fn drop_copy(&self, plans: &[TablePlan], table: &str) -> Result<()> {
+        let copy = match plans.iter().find(|p| p.def.qualified() == table) {
+            Some(p) if p.target.ends_with(SUFFIX) => p.target.clone(),
+            Some(p) => format!("{}{SUFFIX}", p.target),
+            None => {
+                let (db, name) = table.split_once('.').unwrap_or((table, ""));
+                format!("{}{SUFFIX}", self.cfg.tables.target_of(db, name))
+            }
+        };
+        let db = &self.cfg.target.database;
+        let sql = format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(&copy));
+        self.target.execute(&sql, &[]).await
     }
 
     /// A table that changed under its initial load: isolated (its rows are not decoded under
@@ -190,11 +220,15 @@ impl Runner {
             if reload != Reload::Waiting {
                 continue;
             }
-            if let Err(e) = self.start_reload(source, plans, &table, checkpoint).await {
-                let reason = format!(
+            match self.start_reload(source, plans, &table, checkpoint).await {
+                Ok(_) => {}
+                Err(Error::TableNotFound { .. }) => self.void_reload(plans, &table).await?,
+                Err(e) => {
+                    let reason = format!(
                     "the automatic reload could not start: {e}; `tributary tables resync` retries it"
-                );
-                self.abandon_reload(plans, &table, &reason, false).await?;
+                    );
+                    self.abandon_reload(plans, &table, &reason, false).await?;
+                }
             }
         }
         Ok(())

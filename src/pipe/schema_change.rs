@@ -49,9 +49,16 @@ impl Cdc<'_> {
         }
         let mut rebuild = false;
         let mut outcomes = Vec::new();
+        // The tables this change leaves as they are, whose targets a renamed table must not
+        // take (the tables it touches all move together, a swap included).
+        let known: Vec<String> = plans.iter().map(|p| p.def.qualified()).collect();
+        let others: Vec<TablePlan> = (0..plans.len())
+            .filter(|i| !change.tables.contains(i))
+            .map(|i| plans[i].clone())
+            .collect();
         for &i in &change.tables {
             let Some(plan) = plans.get(i) else { continue };
-            let outcome = self.follow(change, plan).await?;
+            let outcome = self.follow(change, plan, &others).await?;
             outcomes.push((plan.def.qualified(), outcome));
         }
         for (table, outcome) in outcomes {
@@ -103,6 +110,21 @@ impl Cdc<'_> {
                 }
             }
         }
+        if let Ddl::Unparsed { tables, reason } = &change.ddl {
+            // A selected table the pipe does not replicate yet (one this statement creates):
+            // never passed over silently.
+            for (db, name) in tables {
+                let table = format!("{db}.{name}");
+                if known.contains(&table) || !self.cfg.tables.matches(db, name) {
+                    continue;
+                }
+                let reason = format!(
+                    "`{}` at {}: statement not understood ({reason}); not replicated until `tributary tables resync`",
+                    change.statement, change.position
+                );
+                self.isolate(&table, &reason).await?;
+            }
+        }
         if let Ddl::RenameTables(pairs) = &change.ddl {
             // Tables renamed into the selection from outside it (after the renames above took
             // effect) were never copied: they are loaded once CDC has passed the rename.
@@ -140,7 +162,12 @@ impl Cdc<'_> {
         isolate_table(self.store, self.handle, &self.cfg.name, table, reason).await
     }
 
-    async fn follow(&self, change: &SchemaChange, plan: &TablePlan) -> Result<Outcome> {
+    async fn follow(
+        &self,
+        change: &SchemaChange,
+        plan: &TablePlan,
+        others: &[TablePlan],
+    ) -> Result<Outcome> {
         let db = &self.cfg.target.database;
         Ok(match &change.ddl {
             Ddl::AlterTable { table, changes } => {
@@ -153,14 +180,7 @@ impl Cdc<'_> {
                     Ok(altered) => altered,
                     Err(e) => return Ok(Outcome::Isolate(e.to_string())),
                 };
-                let options = self
-                    .cfg
-                    .tables
-                    .options
-                    .get(&plan.def.qualified())
-                    .cloned()
-                    .unwrap_or_default();
-                let new = match TablePlan::new(altered.def.clone(), &options) {
+                let new = match TablePlan::selected(altered.def.clone(), &self.cfg.tables) {
                     Ok(new) => new,
                     Err(e) => return Ok(Outcome::Isolate(e)),
                 };
@@ -204,17 +224,13 @@ impl Cdc<'_> {
                         let mut def = plan.def.clone();
                         def.db = name.0.clone();
                         def.name = name.1.clone();
-                        let options = self
-                            .cfg
-                            .tables
-                            .options
-                            .get(&def.qualified())
-                            .cloned()
-                            .unwrap_or_default();
-                        let new = match TablePlan::new(def, &options) {
+                        let new = match TablePlan::selected(def, &self.cfg.tables) {
                             Ok(new) => new,
                             Err(e) => return Ok(Outcome::Isolate(e)),
                         };
+                        if let Some(collision) = new.collision(others) {
+                            return Ok(Outcome::Isolate(collision));
+                        }
                         if new.target != plan.target {
                             let sql = format!(
                                 "RENAME TABLE {0}.{1} TO {0}.{2}",
@@ -264,13 +280,6 @@ impl Cdc<'_> {
             charset: &charset,
             flavor: self.source.flavor,
         };
-        let options = self
-            .cfg
-            .tables
-            .options
-            .get(&name)
-            .cloned()
-            .unwrap_or_default();
         let def = match &ct.like {
             // The copy has the columns and key the source table has at this position: the
             // definition this pipe holds for it, when it replicates it.
@@ -291,15 +300,24 @@ impl Cdc<'_> {
             if def.primary_key.is_empty() {
                 Err(format!("{name} has no primary key"))
             } else {
-                TablePlan::new(def, &options)
+                TablePlan::selected(def, &self.cfg.tables)
             }
         }) {
             Ok(plan) => plan,
             Err(reason) => {
-                warn!(pipe = %self.cfg.name, table = %name, statement = %change.statement, reason = %reason, "created table not replicated; add it with `tributary tables add` once it can be");
+                let reason = format!(
+                    "`{}` at {}: created, but cannot be replicated: {reason}; `tributary tables resync` loads it once it can be",
+                    change.statement, change.position
+                );
+                self.isolate(&name, &reason).await?;
                 return Ok(false);
             }
         };
+        if let Some(collision) = plan.collision(plans) {
+            let reason = format!("`{}` at {}: {collision}", change.statement, change.position);
+            self.isolate(&name, &reason).await?;
+            return Ok(false);
+        }
         let db = &self.cfg.target.database;
         if self.target_exists(&plan.target).await? {
             if ct.if_not_exists {

@@ -3,11 +3,13 @@
 use mysql_async::Conn;
 
 use super::Source;
-use crate::config::{TableOptions, TablesConfig};
+use crate::config::TablesConfig;
 use crate::error::{Error, Result};
 use crate::schema::{ColumnRow, TableDef, TablePlan};
 
-const SYSTEM_SCHEMAS: &str = "'mysql','information_schema','performance_schema','sys'";
+/// Schemas of the server itself: never replicated.
+pub(crate) const SYSTEM_SCHEMAS: [&str; 4] =
+    ["mysql", "information_schema", "performance_schema", "sys"];
 
 /// Every base table the include/exclude patterns select, sorted by name.
 pub(crate) async fn matching_tables(
@@ -25,9 +27,10 @@ pub(crate) async fn selected_tables(
     tables: &TablesConfig,
     overrides: &[(String, bool)],
 ) -> Result<Vec<(String, String)>> {
+    let system = SYSTEM_SCHEMAS.map(|s| format!("'{s}'")).join(",");
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) \
+         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({system}) \
          ORDER BY TABLE_SCHEMA, TABLE_NAME"
     );
     let all: Vec<(String, String)> = source.query_as(conn, &sql).await?;
@@ -96,6 +99,9 @@ pub(crate) async fn table_def(
             table: qualified.clone(),
             source,
         })?;
+    if columns.is_empty() {
+        return Err(Error::TableNotFound { table: qualified });
+    }
     let key: Vec<String> = source
         .exec_as(
             conn,
@@ -121,25 +127,73 @@ pub(crate) async fn table_def(
     })
 }
 
-/// Definitions and target plans of every included table.
+/// The included tables: the plans of those that can be replicated, and the others with why
+/// not (no primary key, a type or option tributary cannot follow), to be isolated while the
+/// rest replicate.
+pub(crate) struct Planned {
+    pub plans: Vec<TablePlan>,
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Definitions and target plans of every included table. Fails when none can be replicated
+/// (naming each and why), or when two would be written into one target table; unless one of
+/// them is `isolated` already (a table created later under a taken name): that one stays
+/// out.
 pub(crate) async fn plan_tables(
     source: &Source,
     conn: &mut Conn,
     tables: &TablesConfig,
     overrides: &[(String, bool)],
-) -> Result<Vec<TablePlan>> {
+    isolated: &[String],
+) -> Result<Planned> {
     let names = selected_tables(source, conn, tables, overrides).await?;
     if names.is_empty() {
         return Err(Error::NoTables {
             patterns: tables.include.clone(),
         });
     }
-    let mut plans = Vec::with_capacity(names.len());
-    let default = TableOptions::default();
+    let mut planned = Planned {
+        plans: Vec::with_capacity(names.len()),
+        rejected: Vec::new(),
+    };
     for (db, table) in names {
-        let def = table_def(source, conn, &db, &table).await?;
-        let options = tables.options.get(&def.qualified()).unwrap_or(&default);
-        plans.push(TablePlan::new(def, options).map_err(Error::State)?);
+        let plan = match table_def(source, conn, &db, &table).await {
+            Ok(def) => TablePlan::selected(def, tables),
+            Err(e @ (Error::NoPrimaryKey { .. } | Error::Schema { .. })) => Err(e.to_string()),
+            // Dropped since it was listed: nothing to replicate.
+            Err(Error::TableNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        match plan {
+            Ok(plan) => planned.plans.push(plan),
+            Err(reason) => planned.rejected.push((format!("{db}.{table}"), reason)),
+        }
     }
-    Ok(plans)
+    // Tables that replicate claim their target names before isolated ones.
+    let is_isolated = |p: &TablePlan| isolated.contains(&p.def.qualified());
+    planned.plans.sort_by_key(|p| is_isolated(p));
+    let mut collisions = Vec::new();
+    for plan in std::mem::take(&mut planned.plans) {
+        match plan.collision(&planned.plans) {
+            None => planned.plans.push(plan),
+            Some(reason) if is_isolated(&plan) => {
+                planned.rejected.push((plan.def.qualified(), reason));
+            }
+            Some(reason) => collisions.push(reason),
+        }
+    }
+    planned
+        .plans
+        .sort_by(|a, b| (&a.def.db, &a.def.name).cmp(&(&b.def.db, &b.def.name)));
+    if !collisions.is_empty() {
+        return Err(Error::Selection(collisions.join("; ")));
+    }
+    if planned.plans.is_empty() {
+        let reasons: Vec<String> = planned.rejected.iter().map(|(_, r)| r.clone()).collect();
+        return Err(Error::Selection(format!(
+            "no included table can be replicated: {}",
+            reasons.join("; ")
+        )));
+    }
+    Ok(planned)
 }
