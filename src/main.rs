@@ -15,6 +15,8 @@ mod schema;
 mod snapshot;
 mod source;
 mod state;
+#[cfg(test)]
+mod test_servers;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -5,8 +5,23 @@
 //! (see `pipe::cdc`), and checkpoint and progress rows are append-only with an increasing
 //! sequence, so the newest row is the truth and a crash between two writes leaves the older one
 //! in force.
+//!
+//! Table overrides, isolation, reloads and definitions ([`REVISED`]) are append-only too, each
+//! row with `rev`, the store's write sequence: the row with the highest `(rev, at)` is the truth
+//! (for definitions, among those of the highest checkpoint `seq` in force). `rev` increases
+//! strictly from one write to the next, within a millisecond and across restarts
+//! ([`StateStore::next_rev`]), so neither a clock that ties nor two servers' clocks decide.
+//! Rows written before `rev` existed (tables migrated by [`StateStore::init`]) have `rev` 0:
+//! they keep their wall-clock order among themselves and any later write beats them. Merges
+//! never drop the truth: `rev` ends the sorting key, so only rows of equal `rev` (the pre-`rev`
+//! ones) collapse, by `at` as before. `snapshot_start` is written once per pipe key, so its
+//! `at` never has to tell two writes apart.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use crate::clickhouse::ddl::{create_database_sql, ident};
 use crate::clickhouse::Target;
@@ -42,28 +57,45 @@ const TABLES: &[(&str, &str)] = &[
          done UInt8, at DateTime64(3) DEFAULT now64(3)) \
          ENGINE = ReplacingMergeTree(seq) ORDER BY (pipe, table_name, idx)",
     ),
+    // The tables of `REVISED`, as `StateStore::add_rev` leaves a table created without `rev`,
+    // so that a new table and a migrated one are the same.
     (
         "table_overrides",
-        "(pipe String, table_name String, included UInt8, at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+        "(pipe String, table_name String, included UInt8, at DateTime64(3) DEFAULT now64(3), \
+         rev UInt64) ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name) \
+         ORDER BY (pipe, table_name, rev)",
     ),
     (
         "table_isolation",
-        "(pipe String, table_name String, reason String, at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+        "(pipe String, table_name String, reason String, at DateTime64(3) DEFAULT now64(3), \
+         rev UInt64) ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name) \
+         ORDER BY (pipe, table_name, rev)",
     ),
     (
         "table_reloads",
         "(pipe String, table_name String, state UInt8, namespace String, \
-         at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
+         at DateTime64(3) DEFAULT now64(3), rev UInt64) \
+         ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name) \
+         ORDER BY (pipe, table_name, rev)",
     ),
     (
         "table_definitions",
         "(pipe String, table_name String, seq UInt64, definition String, \
-         at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name, seq)",
+         at DateTime64(3) DEFAULT now64(3), rev UInt64) \
+         ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name, seq) \
+         ORDER BY (pipe, table_name, seq, rev)",
     ),
+];
+
+/// The tables whose rows are ordered by `rev` (see the module doc), with their sorting key
+/// before `rev` existed. `rev` extends that key rather than becoming the engine's version:
+/// ClickHouse cannot change the version of an existing table, but it can extend a sorting key
+/// with a column added by the same ALTER. `at` stays the version, for the pre-`rev` rows.
+const REVISED: &[(&str, &str)] = &[
+    ("table_overrides", "pipe, table_name"),
+    ("table_isolation", "pipe, table_name"),
+    ("table_reloads", "pipe, table_name"),
+    ("table_definitions", "pipe, table_name, seq"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +147,8 @@ pub(crate) struct StateStore {
     target: Target,
     db: String,
     pipe: String,
+    /// The last `rev` this store and its clones wrote, once read (see `next_rev`).
+    last_rev: Arc<OnceCell<AtomicU64>>,
 }
 
 impl StateStore {
@@ -123,6 +157,7 @@ impl StateStore {
             target,
             db: db.to_owned(),
             pipe: pipe.to_owned(),
+            last_rev: Arc::default(),
         }
     }
 
@@ -140,7 +175,59 @@ impl StateStore {
             self.target.execute(&sql, &[]).await
         });
         futures_util::future::try_join_all(creates).await?;
+        self.add_rev().await
+    }
+
+    /// Gives `rev` to the tables of `REVISED` that a version before it created: their rows
+    /// read `rev` 0, below any later write. Only tables without it are altered, so that a
+    /// start does not rewrite every table's metadata.
+    async fn add_rev(&self) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Row {
+            table: String,
+        }
+        let sql = "SELECT table FROM system.columns WHERE database = {db:String} AND name = 'rev'";
+        let revised: Vec<Row> = self.target.select(sql, &[("db", &self.db)]).await?;
+        let alters = REVISED
+            .iter()
+            .filter(|(name, _)| !revised.iter().any(|r| r.table == *name))
+            .map(|(name, key)| async move {
+                // No DEFAULT clause: ClickHouse refuses to put a column added with a default
+                // expression in the sorting key; UInt64's implicit default is 0.
+                let sql = format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS rev UInt64, \
+                     MODIFY ORDER BY ({key}, rev)",
+                    self.table(name)
+                );
+                self.target.execute_sync(&sql).await
+            });
+        futures_util::future::try_join_all(alters).await?;
         Ok(())
+    }
+
+    /// The `rev` of the next write to a table of `REVISED`: one more than the last, the first
+    /// one more than the highest stored. A counter and not a clock: two writes in the same
+    /// millisecond get two values in the order they were made, and a restart (on another
+    /// host, or after the clock went back) starts above every row written before it. The
+    /// stored maximum is read at the first write, after `init` has given every table `rev`.
+    async fn next_rev(&self) -> Result<String> {
+        let last = self.last_rev.get_or_try_init(|| self.stored_rev()).await?;
+        Ok((last.fetch_add(1, Ordering::Relaxed) + 1).to_string())
+    }
+
+    /// The highest `rev` stored, of any pipe key: namespaced stores share the sequence.
+    async fn stored_rev(&self) -> Result<AtomicU64> {
+        #[derive(Deserialize)]
+        struct Row {
+            rev: u64,
+        }
+        let maxima: Vec<String> = REVISED
+            .iter()
+            .map(|(name, _)| format!("(SELECT max(rev) FROM {})", self.table(name)))
+            .collect();
+        let sql = format!("SELECT greatest({}) AS rev", maxima.join(", "));
+        let rows: Vec<Row> = self.target.select(&sql, &[]).await?;
+        Ok(AtomicU64::new(rows.first().map_or(0, |r| r.rev)))
     }
 
     pub async fn history(&self, limit: u64) -> Result<Vec<Transition>> {
@@ -445,7 +532,7 @@ impl StateStore {
             included: u8,
         }
         let sql = format!(
-            "SELECT table_name, argMax(included, at) AS included FROM {} \
+            "SELECT table_name, argMax(included, (rev, at)) AS included FROM {} \
              WHERE pipe = {{pipe:String}} GROUP BY table_name ORDER BY table_name",
             self.table("table_overrides")
         );
@@ -457,17 +544,13 @@ impl StateStore {
     }
 
     pub async fn save_override(&self, table: &str, included: bool) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, included) SELECT {{pipe:String}}, {{table:String}}, {{inc:UInt8}}",
-            self.table("table_overrides")
-        );
-        let inc = u8::from(included).to_string();
-        self.target
-            .execute(
-                &sql,
-                &[("pipe", &self.pipe), ("table", table), ("inc", &inc)],
-            )
-            .await
+        let included = u8::from(included).to_string();
+        self.append(
+            "table_overrides",
+            table,
+            &[("included", "UInt8", &included)],
+        )
+        .await
     }
 
     /// Tables taken out of replication by a change the pipe cannot follow, with the reason.
@@ -478,7 +561,7 @@ impl StateStore {
             reason: String,
         }
         let sql = format!(
-            "SELECT table_name, argMax(reason, at) AS reason FROM {} WHERE pipe = {{pipe:String}} \
+            "SELECT table_name, argMax(reason, (rev, at)) AS reason FROM {} WHERE pipe = {{pipe:String}} \
              GROUP BY table_name HAVING reason != '' ORDER BY table_name",
             self.table("table_isolation")
         );
@@ -488,15 +571,7 @@ impl StateStore {
 
     /// Isolates `table` with `reason`, or clears its isolation with an empty reason.
     pub async fn isolate(&self, table: &str, reason: &str) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, reason) SELECT {{pipe:String}}, {{table:String}}, {{reason:String}}",
-            self.table("table_isolation")
-        );
-        self.target
-            .execute(
-                &sql,
-                &[("pipe", &self.pipe), ("table", table), ("reason", reason)],
-            )
+        self.append("table_isolation", table, &[("reason", "String", reason)])
             .await
     }
 
@@ -509,7 +584,8 @@ impl StateStore {
             namespace: String,
         }
         let sql = format!(
-            "SELECT table_name, argMax(state, at) AS state, argMax(namespace, at) AS namespace \
+            "SELECT table_name, argMax(state, (rev, at)) AS state, \
+             argMax(namespace, (rev, at)) AS namespace \
              FROM {} WHERE pipe = {{pipe:String}} GROUP BY table_name HAVING state != 0 \
              ORDER BY table_name",
             self.table("table_reloads")
@@ -531,27 +607,16 @@ impl StateStore {
 
     /// Records where `table`'s reload stands (`None`: no reload).
     pub async fn save_reload(&self, table: &str, reload: Option<&Reload>) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, state, namespace) SELECT {{pipe:String}}, \
-             {{table:String}}, {{state:UInt8}}, {{namespace:String}}",
-            self.table("table_reloads")
-        );
         let (state, namespace) = match reload {
             None => ("0", ""),
             Some(Reload::Waiting) => ("1", ""),
             Some(Reload::Loading { namespace }) => ("2", namespace.as_str()),
         };
-        self.target
-            .execute(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("table", table),
-                    ("state", state),
-                    ("namespace", namespace),
-                ],
-            )
-            .await
+        let columns = [
+            ("state", "UInt8", state),
+            ("namespace", "String", namespace),
+        ];
+        self.append("table_reloads", table, &columns).await
     }
 
     /// A store for the same target under another pipe key (a resync's own progress).
@@ -560,6 +625,7 @@ impl StateStore {
             target: self.target.clone(),
             db: self.db.clone(),
             pipe: format!("{}{suffix}", self.pipe),
+            last_rev: self.last_rev.clone(),
         }
     }
 
@@ -573,7 +639,7 @@ impl StateStore {
         }
         let sql = format!(
             "SELECT definition FROM {} WHERE pipe = {{pipe:String}} AND table_name = {{table:String}} \
-             AND seq <= {{seq:UInt64}} ORDER BY seq DESC, at DESC LIMIT 1",
+             AND seq <= {{seq:UInt64}} ORDER BY seq DESC, rev DESC, at DESC LIMIT 1",
             self.table("table_definitions")
         );
         let rows: Vec<Row> = self
@@ -599,22 +665,41 @@ impl StateStore {
 
     /// Stores `def` as the definition in force from checkpoint `seq` on.
     pub async fn save_definition(&self, def: &TableDef, seq: u64) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, seq, definition) SELECT {{pipe:String}}, \
-             {{table:String}}, {{seq:UInt64}}, {{def:String}}",
-            self.table("table_definitions")
-        );
         let json = serde_json::to_string(def).map_err(|e| Error::State(e.to_string()))?;
-        self.target
-            .execute(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("table", &def.qualified()),
-                    ("def", &json),
-                    ("seq", &seq.to_string()),
-                ],
-            )
+        let seq = seq.to_string();
+        let columns = [
+            ("seq", "UInt64", seq.as_str()),
+            ("definition", "String", &json),
+        ];
+        self.append("table_definitions", &def.qualified(), &columns)
             .await
     }
+
+    /// Appends to `name`, a table of `REVISED`, the row of `table` with `columns` (name, type,
+    /// value) and the next `rev`.
+    async fn append(&self, name: &str, table: &str, columns: &[(&str, &str, &str)]) -> Result<()> {
+        let rev = self.next_rev().await?;
+        let names: Vec<&str> = columns.iter().map(|(c, _, _)| *c).collect();
+        let values: Vec<String> = columns
+            .iter()
+            .map(|(c, ty, _)| format!("{{{c}:{ty}}}"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} (pipe, table_name, {}, rev) SELECT {{pipe:String}}, \
+             {{table:String}}, {}, {{rev:UInt64}}",
+            self.table(name),
+            names.join(", "),
+            values.join(", ")
+        );
+        let mut params = vec![
+            ("pipe", self.pipe.as_str()),
+            ("table", table),
+            ("rev", &rev),
+        ];
+        params.extend(columns.iter().map(|(c, _, value)| (*c, *value)));
+        self.target.execute(&sql, &params).await
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -514,7 +514,7 @@ fn table_exists(s: &Servers, db: &str, table: &str) -> bool {
 /// How many tables of the pipe are isolated now.
 fn isolated_tables(s: &Servers, db: &str) -> String {
     s.ch(&format!(
-        "SELECT count() FROM (SELECT argMax(reason, at) AS r FROM `{db}_state`.table_isolation \
+        "SELECT count() FROM (SELECT argMax(reason, (rev, at)) AS r FROM `{db}_state`.table_isolation \
          GROUP BY table_name) WHERE r != ''"
     ))
     .trim()

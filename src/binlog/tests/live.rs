@@ -118,13 +118,7 @@ fn compressed(event: &[u8], crc: bool) -> Option<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_mariadb_binlog_decodes_plain_and_compressed_and_survives_garbage() {
-    let Ok(url) = std::env::var("TRIBUTARY_TEST_MARIADB_URL") else {
-        assert_ne!(
-            std::env::var("TRIBUTARY_TEST_REQUIRE_SERVERS").as_deref(),
-            Ok("1"),
-            "TRIBUTARY_TEST_MARIADB_URL must be set"
-        );
-        eprintln!("skipped: no test MariaDB (TRIBUTARY_TEST_MARIADB_URL)");
+    let Some(url) = crate::test_servers::url("TRIBUTARY_TEST_MARIADB_URL") else {
         return;
     };
     let stream = capture(&url).await;
