@@ -417,6 +417,18 @@ fn two_pipes_cannot_share_a_target_database() {
 }
 
 #[test]
+fn an_oversized_integer_names_its_key() {
+    let text = format!("{MINIMAL}[pipes.sync]\nbatch_rows = 99999999999999999999\n");
+    let message = error(&text);
+    assert!(
+        message.contains("`pipes[0].sync.batch_rows`")
+            && message.contains("`99999999999999999999`")
+            && message.contains("out of range"),
+        "{message}"
+    );
+}
+
+#[test]
 fn missing_file_names_path_and_os_error() {
     let path = std::env::temp_dir().join("tributary-config-test-does-not-exist.toml");
     let message = Config::load(&path).unwrap_err().to_string();

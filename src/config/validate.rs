@@ -106,7 +106,7 @@ fn is_bare(s: &str) -> bool {
 }
 
 /// Appends `key` to a key path, quoting it TOML-style unless it is a bare key.
-fn join(path: &str, key: &str) -> String {
+pub(super) fn join(path: &str, key: &str) -> String {
     let key = if is_bare(key) {
         key.to_owned()
     } else {
