@@ -48,6 +48,11 @@ pub(crate) enum DecodeError {
     },
 }
 
+/// A geometry value starts with its SRID (4 bytes) and then its WKB, whose header is a byte
+/// order byte and a 4-byte geometry type.
+const SRID_BYTES: usize = 4;
+const WKB_HEADER_BYTES: usize = 5;
+
 const MIN_DAYS: i64 = -25_567; // 1900-01-01
 const MAX_DAYS: i64 = 120_529; // 2299-12-31
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -153,9 +158,22 @@ pub(crate) fn encode(
             }
             _ => Err(bad("expected bytes")),
         },
-        SourceType::Binary | SourceType::Json | SourceType::Geometry => match value {
+        SourceType::Binary | SourceType::Json => match value {
             Value::Bytes(b) => {
                 put_bytes(out, b);
+                Ok(())
+            }
+            _ => Err(bad("expected bytes")),
+        },
+        // Both protocols send the server's own value: a 4-byte SRID, then WKB. ClickHouse's
+        // readWKB functions read plain WKB, so the SRID is dropped.
+        SourceType::Geometry => match value {
+            Value::Bytes(b) => {
+                let wkb = b
+                    .get(SRID_BYTES..)
+                    .filter(|wkb| wkb.len() >= WKB_HEADER_BYTES)
+                    .ok_or_else(|| bad("shorter than an SRID and a WKB header"))?;
+                put_bytes(out, wkb);
                 Ok(())
             }
             _ => Err(bad("expected bytes")),
@@ -558,6 +576,33 @@ mod tests {
             enc(s.clone(), Value::Bytes(vec![0b101]), Origin::Binlog),
             enc(s, Value::Bytes(b"a,c".to_vec()), Origin::Snapshot)
         );
+    }
+
+    #[test]
+    fn geometry_loses_its_srid() {
+        // POINT(1.5 -2) with SRID 4326, as the server stores it.
+        let mut stored = 4326u32.to_le_bytes().to_vec();
+        let wkb = [
+            &[1u8, 1, 0, 0, 0][..],
+            &1.5f64.to_le_bytes(),
+            &(-2.0f64).to_le_bytes(),
+        ]
+        .concat();
+        stored.extend_from_slice(&wkb);
+        for origin in [Origin::Snapshot, Origin::Binlog] {
+            let mut expected = vec![21];
+            expected.extend_from_slice(&wkb);
+            assert_eq!(
+                enc(SourceType::Geometry, Value::Bytes(stored.clone()), origin),
+                Ok(expected)
+            );
+        }
+        assert!(enc(
+            SourceType::Geometry,
+            Value::Bytes(vec![0; 8]),
+            Origin::Binlog
+        )
+        .is_err());
     }
 
     #[test]

@@ -178,7 +178,8 @@ pub(crate) enum SourceType {
     Year,
     /// MySQL binary JSON or MariaDB's JSON alias of LONGTEXT.
     Json,
-    /// GEOMETRY and its subtypes, as WKB with the SRID prefix the server stores.
+    /// GEOMETRY and its subtypes: sent as the server stores them (a 4-byte SRID, then WKB),
+    /// written as plain WKB.
     Geometry,
 }
 

@@ -408,9 +408,6 @@ impl RowPlan {
     }
 }
 
-/// Which binlog type / definition pairs the fast path writes itself: exactly those where the
-/// stock conversion leaves the bytes unchanged (up to MEDIUMINT widening and charset
-/// conversion). Any other pair, including an unexpected one, takes the general path.
 /// Whether a binlog column type can hold values of a column defined as `def`: the same type
 /// family and, for integers, the same width.
 fn agrees(ty: ColumnType, def: &SourceType) -> bool {
@@ -456,6 +453,9 @@ fn agrees(ty: ColumnType, def: &SourceType) -> bool {
     }
 }
 
+/// Which binlog type / definition pairs the fast path writes itself: exactly those where the
+/// stock conversion leaves the bytes unchanged (up to MEDIUMINT widening and charset
+/// conversion). Any other pair, including an unexpected one, takes the general path.
 fn target(ty: ColumnType, def: &SourceType) -> Target {
     use ColumnType::*;
     match (ty, def) {
@@ -483,9 +483,8 @@ fn target(ty: ColumnType, def: &SourceType) -> Target {
             | MYSQL_TYPE_BLOB
             | MYSQL_TYPE_TINY_BLOB
             | MYSQL_TYPE_MEDIUM_BLOB
-            | MYSQL_TYPE_LONG_BLOB
-            | MYSQL_TYPE_GEOMETRY,
-            SourceType::Binary | SourceType::Json | SourceType::Geometry,
+            | MYSQL_TYPE_LONG_BLOB,
+            SourceType::Binary | SourceType::Json,
         ) => Target::Bytes,
         _ => Target::Value,
     }
