@@ -178,6 +178,12 @@ pub(crate) enum SourceType {
     Year,
     /// MySQL binary JSON or MariaDB's JSON alias of LONGTEXT.
     Json,
+    /// MariaDB's UUID: 16 bytes, sent in the order of its text form.
+    Uuid,
+    /// MariaDB's INET4: 4 bytes, network order.
+    Inet4,
+    /// MariaDB's INET6: 16 bytes, network order.
+    Inet6,
     /// GEOMETRY and its subtypes: sent as the server stores them (a 4-byte SRID, then WKB),
     /// written as plain WKB.
     Geometry,
@@ -260,6 +266,9 @@ impl ColumnRow {
             "time" => SourceType::Time { fsp },
             "year" => SourceType::Year,
             "json" => SourceType::Json,
+            "uuid" => SourceType::Uuid,
+            "inet4" => SourceType::Inet4,
+            "inet6" => SourceType::Inet6,
             "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
             | "multipolygon" | "geometrycollection" | "geomcollection" => SourceType::Geometry,
             _ => {

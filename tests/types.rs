@@ -243,6 +243,23 @@ const ZOO: &[Zoo] = &[
             ST_GeomFromText('POINT(-180 90)', 4326), NULL),
            (4, NULL, NULL, NULL, NULL)",
     ),
+    // MariaDB's fixed-size binary types: the binlog drops trailing zero bytes (rows 1, 3, 5).
+    zoo(
+        Table {
+            name: "native",
+            key: &["id"],
+            columns: &[("id", Kind::Int), ("u", Kind::Text), ("i4", Kind::Text), ("i6", Kind::Text)],
+        },
+        "CREATE TABLE native (id INT PRIMARY KEY, u UUID, i4 INET4, i6 INET6)",
+        "INSERT INTO native VALUES
+           (1, '00000000-0000-0000-0000-000000000000', '0.0.0.0', '::'),
+           (2, 'ffffffff-ffff-ffff-ffff-ffffffffffff', '255.255.255.255', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'),
+           (3, '123e4567-e89b-12d3-a456-426655440000', '10.0.0.0', '2001:db8::'),
+           (4, '01890a5d-ac96-774b-bcce-b302099a8057', '192.168.1.2', '::ffff:1.2.3.4'),
+           (5, '6ccd780c-baba-1026-9564-5b8c65602400', '1.2.3.4', 'fe80::1:0:0:0'),
+           (6, '6ccd780c-baba-1026-0564-5b8c656024db', '127.0.0.1', '::1.2.3.4'),
+           (7, NULL, NULL, NULL)",
+    ),
     zoo(
         Table {
             name: "generated",

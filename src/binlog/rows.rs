@@ -447,6 +447,8 @@ fn agrees(ty: ColumnType, def: &SourceType) -> bool {
         }
         SourceType::Time { .. } => matches!(ty, MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2),
         SourceType::Year => ty == MYSQL_TYPE_YEAR,
+        // MariaDB sends its fixed-size binary types as BINARY(n).
+        SourceType::Uuid | SourceType::Inet4 | SourceType::Inet6 => ty == MYSQL_TYPE_STRING,
         // MySQL's binary JSON, or MariaDB's alias of LONGTEXT.
         SourceType::Json => ty == MYSQL_TYPE_JSON || text_like,
         SourceType::Geometry => ty == MYSQL_TYPE_GEOMETRY || text_like,

@@ -458,6 +458,12 @@ fn implicit_value(col: &ColumnDef) -> Result<String, String> {
         {
             "''".into()
         }
+        // The server's implicit defaults are ClickHouse's too, but a bare 0 is not one.
+        None if col.ty == SourceType::Uuid => {
+            "toUUID('00000000-0000-0000-0000-000000000000')".into()
+        }
+        None if col.ty == SourceType::Inet4 => "toIPv4('0.0.0.0')".into(),
+        None if col.ty == SourceType::Inet6 => "toIPv6('::')".into(),
         None => "0".into(),
     })
 }
@@ -609,6 +615,10 @@ fn text_default(col: &ColumnDef, t: &str) -> Result<Option<String>, String> {
             Err("a TIMESTAMP literal is read in the session's time zone".into())
         }
         SourceType::Time { fsp } => time_default(t, *fsp),
+        // In the form the server prints (other forms it accepts are not reproduced here).
+        SourceType::Uuid if crate::decode::parse_uuid(t).is_some() => Ok(Some(quote(t))),
+        SourceType::Inet4 if t.parse::<std::net::Ipv4Addr>().is_ok() => Ok(Some(quote(t))),
+        SourceType::Inet6 if t.parse::<std::net::Ipv6Addr>().is_ok() => Ok(Some(quote(t))),
         _ => Err(format!("DEFAULT '{t}' on this type is not reproduced here")),
     }
 }

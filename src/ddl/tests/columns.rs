@@ -100,6 +100,9 @@ fn types_map_as_introspection_maps_them() {
         ("YEAR", SourceType::Year),
         ("YEAR(4)", SourceType::Year),
         ("JSON", SourceType::Json),
+        ("UUID", SourceType::Uuid),
+        ("INET4", SourceType::Inet4),
+        ("INET6", SourceType::Inet6),
         ("GEOMETRY", SourceType::Geometry),
         ("POINT SRID 0", SourceType::Geometry),
         ("GEOMCOLLECTION", SourceType::Geometry),
@@ -135,7 +138,7 @@ fn mariadb_json_is_longtext() {
 
 #[test]
 fn what_introspection_refuses_is_refused_with_the_column() {
-    let err = def_of("INET6", ServerFlavor::Mariadb).unwrap_err();
+    let err = def_of("VECTOR(4)", ServerFlavor::Mariadb).unwrap_err();
     assert!(
         matches!(err, SchemaError::UnsupportedType { ref column, .. } if column == "c"),
         "{err}"
