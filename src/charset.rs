@@ -1,12 +1,24 @@
 //! Conversion of text column bytes to UTF-8 (pure).
 //!
-//! The server sends text in the column's own character set (binlog rows always; snapshot reads
-//! run with `character_set_results = NULL` so that both paths see the same bytes). Conversion is
-//! exact or an error: a byte sequence that is not valid in its charset is never replaced.
+//! Binlog rows carry text in the column's own character set; snapshot result sets arrive
+//! already converted to utf8mb4 by the server (`SET NAMES utf8mb4`). Conversion here therefore
+//! gives what the server's own conversion gives, so both paths agree. It is exact or an error:
+//! a byte sequence that is not valid in its charset is never replaced. The one exception is
+//! the server's own: a well-formed character of a legacy charset that has no Unicode
+//! character becomes `?`, as the server sends it to every UTF-8 client ([`legacy`]).
+
+mod fixes;
+pub(crate) mod legacy;
 
 use std::borrow::Cow;
 
 use crate::schema::Charset;
+
+/// The charsets [`to_utf8`] converts, as an error message lists them.
+pub(crate) const SUPPORTED: &str = "utf8mb4, utf8mb3, latin1, ascii, ucs2, utf16, utf16le, \
+    utf32, binary, big5, cp1250, cp1251, cp1256, cp1257, cp866, cp932, eucjpms, euckr, \
+    gb18030, gb2312, gbk, greek, hebrew, koi8r, koi8u, latin2, latin5, latin7, macroman, sjis, \
+    tis620, ujis";
 
 /// MySQL's `latin1` is Windows-1252, with the five bytes cp1252 leaves undefined mapped to the
 /// C1 control code points of the same value (as MySQL itself does).
@@ -60,7 +72,10 @@ pub(crate) fn to_utf8(charset: Charset, bytes: &[u8]) -> Result<Cow<'_, [u8]>, C
                 .map(|s| Cow::Owned(s.into_bytes()))
                 .ok_or_else(invalid)
         }
-        Charset::Latin1 if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
+        Charset::Latin1 | Charset::Legacy(_) if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
+        Charset::Legacy(legacy) => legacy::decode(legacy, bytes)
+            .map(|text| Cow::Owned(text.into_bytes()))
+            .ok_or_else(invalid),
         Charset::Latin1 => {
             let text: String = bytes
                 .iter()
@@ -117,6 +132,22 @@ mod tests {
                 Ok(emoji.as_bytes().to_vec())
             );
         }
+    }
+
+    #[test]
+    fn legacy_charsets_by_their_server_names() {
+        let gbk = Charset::from_name("GBK").unwrap();
+        assert_eq!(
+            to_utf8(gbk, b"\xd6\xd0 x").map(|c| c.into_owned()),
+            Ok("中 x".as_bytes().to_vec())
+        );
+        assert!(matches!(to_utf8(gbk, b"ok"), Ok(Cow::Borrowed(_))));
+        assert_eq!(to_utf8(gbk, &[0xd6]).unwrap_err().hex, "d6");
+        // Every name the list gives is one from_name knows.
+        for name in SUPPORTED.split(", ") {
+            assert!(Charset::from_name(name).is_some(), "{name}");
+        }
+        assert_eq!(Charset::from_name("armscii8"), None);
     }
 
     #[test]

@@ -143,13 +143,13 @@ fn what_introspection_refuses_is_refused_with_the_column() {
         matches!(err, SchemaError::UnsupportedType { ref column, .. } if column == "c"),
         "{err}"
     );
-    let err = def_of("VARCHAR(3) CHARACTER SET koi8r", ServerFlavor::Mysql).unwrap_err();
-    assert!(err.to_string().contains("koi8r"), "{err}");
+    let err = def_of("VARCHAR(3) CHARACTER SET swe7", ServerFlavor::Mysql).unwrap_err();
+    assert!(err.to_string().contains("swe7"), "{err}");
     // The table's default charset applies when the column names none.
     let Change::AddColumn { column, .. } = one_change("ALTER TABLE t ADD c VARCHAR(3)") else {
         panic!()
     };
-    assert!(column.to_column_def(&defaults("big5")).is_err());
+    assert!(column.to_column_def(&defaults("macce")).is_err());
     assert_eq!(
         column.to_column_def(&defaults("latin1")).unwrap().ty,
         text(Charset::Latin1)
