@@ -3,8 +3,10 @@
 //! encoding_rs decodes each character; where the server's tables differ from encoding_rs's
 //! WHATWG mappings ([`fixes`]), the server's answer wins: sjis 0x8160 is U+301C WAVE DASH in
 //! the server and U+FF5E in WHATWG, and the user-defined areas WHATWG maps to the Private Use
-//! Area have no character in the server. That way a value read from the binlog (converted
-//! here) equals the same value read by the snapshot (converted by the server).
+//! Area have no character in the server. The few single-byte charsets encoding_rs has no
+//! decoder for use the server's table itself ([`tables`]). That way a value read from the
+//! binlog (converted here) equals the same value read by the snapshot (converted by the
+//! server).
 //!
 //! Invariants: characters are cut as the server checks that a string is well-formed (lead and
 //! trail byte ranges, checked against the server on every 1-, 2- and 3-byte sequence); bytes
@@ -14,38 +16,57 @@
 //! every charset here.
 //!
 //! gb18030 exists only in MySQL: it is encoding_rs's mapping, not checked against a server.
+//! swe7, the one charset not converted, redefines ASCII bytes.
 
 use encoding_rs::{DecoderResult, Encoding};
 use serde::{Deserialize, Serialize};
 
 use super::fixes::{self, Fix};
+use super::tables;
 
 /// A charset the server stores text in that is neither Unicode nor latin1/ascii.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Legacy {
+    Armscii8,
     Big5,
     Cp1250,
     Cp1251,
     Cp1256,
     Cp1257,
+    Cp850,
+    Cp852,
     Cp866,
     Cp932,
+    Dec8,
     EucJpMs,
     EucKr,
     Gb18030,
     Gb2312,
     Gbk,
+    Geostd8,
     Greek,
     Hebrew,
+    Hp8,
+    Keybcs2,
     Koi8R,
     Koi8U,
     Latin2,
     Latin5,
     Latin7,
+    MacCe,
     MacRoman,
     Sjis,
     Tis620,
     Ujis,
+}
+
+/// How a charset's characters become Unicode.
+#[derive(Debug, Clone, Copy)]
+enum Mapping {
+    /// encoding_rs's decoder, and where the server differs from it.
+    Whatwg(&'static Encoding, &'static [&'static [Fix]]),
+    /// The server's own characters for bytes 0x80–0xFF.
+    Table(&'static [char; 128]),
 }
 
 /// How the server cuts a charset's bytes into characters.
@@ -72,25 +93,33 @@ impl Legacy {
     pub fn from_name(name: &str) -> Option<Legacy> {
         use Legacy::*;
         Some(match name.to_ascii_lowercase().as_str() {
+            "armscii8" => Armscii8,
             "big5" => Big5,
             "cp1250" => Cp1250,
             "cp1251" => Cp1251,
             "cp1256" => Cp1256,
             "cp1257" => Cp1257,
+            "cp850" => Cp850,
+            "cp852" => Cp852,
             "cp866" => Cp866,
             "cp932" => Cp932,
+            "dec8" => Dec8,
             "eucjpms" => EucJpMs,
             "euckr" => EucKr,
             "gb18030" => Gb18030,
             "gb2312" => Gb2312,
             "gbk" => Gbk,
+            "geostd8" => Geostd8,
             "greek" => Greek,
             "hebrew" => Hebrew,
+            "hp8" => Hp8,
+            "keybcs2" => Keybcs2,
             "koi8r" => Koi8R,
             "koi8u" => Koi8U,
             "latin2" => Latin2,
             "latin5" => Latin5,
             "latin7" => Latin7,
+            "macce" => MacCe,
             "macroman" => MacRoman,
             "sjis" => Sjis,
             "tis620" => Tis620,
@@ -99,37 +128,45 @@ impl Legacy {
         })
     }
 
-    /// encoding_rs's decoder of the charset, and where the server differs from it.
-    fn mapping(self) -> (&'static Encoding, &'static [&'static [Fix]]) {
+    fn mapping(self) -> Mapping {
         use encoding_rs::*;
         use Legacy::*;
+        use Mapping::{Table, Whatwg};
         match self {
-            Big5 => (BIG5, &[fixes::BIG5]),
-            Cp1250 => (WINDOWS_1250, &[fixes::CP1250]),
-            Cp1251 => (WINDOWS_1251, &[fixes::CP1251]),
-            Cp1256 => (WINDOWS_1256, &[fixes::CP1256]),
-            Cp1257 => (WINDOWS_1257, &[fixes::CP1257]),
-            Cp866 => (IBM866, &[fixes::CP866]),
-            Cp932 => (SHIFT_JIS, &[]),
-            EucJpMs => (EUC_JP, &[fixes::EUCJPMS, fixes::EUCJP_USER_DEFINED]),
-            EucKr => (EUC_KR, &[]),
-            Gb18030 => (GB18030, &[]),
+            Armscii8 => Table(&tables::ARMSCII8),
+            Cp850 => Table(&tables::CP850),
+            Cp852 => Table(&tables::CP852),
+            Dec8 => Table(&tables::DEC8),
+            Geostd8 => Table(&tables::GEOSTD8),
+            Hp8 => Table(&tables::HP8),
+            Keybcs2 => Table(&tables::KEYBCS2),
+            MacCe => Table(&tables::MACCE),
+            Big5 => Whatwg(BIG5, &[fixes::BIG5]),
+            Cp1250 => Whatwg(WINDOWS_1250, &[fixes::CP1250]),
+            Cp1251 => Whatwg(WINDOWS_1251, &[fixes::CP1251]),
+            Cp1256 => Whatwg(WINDOWS_1256, &[fixes::CP1256]),
+            Cp1257 => Whatwg(WINDOWS_1257, &[fixes::CP1257]),
+            Cp866 => Whatwg(IBM866, &[fixes::CP866]),
+            Cp932 => Whatwg(SHIFT_JIS, &[]),
+            EucJpMs => Whatwg(EUC_JP, &[fixes::EUCJPMS, fixes::EUCJP_USER_DEFINED]),
+            EucKr => Whatwg(EUC_KR, &[]),
+            Gb18030 => Whatwg(GB18030, &[]),
             // GB2312's codes are a subset of GBK's.
-            Gb2312 => (GBK, &[fixes::GB2312]),
-            Gbk => (GBK, &[fixes::GBK]),
-            Greek => (ISO_8859_7, &[fixes::GREEK]),
-            Hebrew => (ISO_8859_8, &[fixes::HEBREW]),
-            Koi8R => (KOI8_R, &[]),
-            Koi8U => (KOI8_U, &[fixes::KOI8U]),
-            Latin2 => (ISO_8859_2, &[]),
+            Gb2312 => Whatwg(GBK, &[fixes::GB2312]),
+            Gbk => Whatwg(GBK, &[fixes::GBK]),
+            Greek => Whatwg(ISO_8859_7, &[fixes::GREEK]),
+            Hebrew => Whatwg(ISO_8859_8, &[fixes::HEBREW]),
+            Koi8R => Whatwg(KOI8_R, &[]),
+            Koi8U => Whatwg(KOI8_U, &[fixes::KOI8U]),
+            Latin2 => Whatwg(ISO_8859_2, &[]),
             // ISO-8859-9: WHATWG reads it as windows-1254; the server has C1 controls there.
-            Latin5 => (WINDOWS_1254, &[fixes::LATIN5]),
-            Latin7 => (ISO_8859_13, &[]),
-            MacRoman => (MACINTOSH, &[]),
-            Sjis => (SHIFT_JIS, &[fixes::SJIS]),
+            Latin5 => Whatwg(WINDOWS_1254, &[fixes::LATIN5]),
+            Latin7 => Whatwg(ISO_8859_13, &[]),
+            MacRoman => Whatwg(MACINTOSH, &[]),
+            Sjis => Whatwg(SHIFT_JIS, &[fixes::SJIS]),
             // TIS-620: WHATWG reads it as windows-874.
-            Tis620 => (WINDOWS_874, &[fixes::TIS620]),
-            Ujis => (EUC_JP, &[fixes::UJIS, fixes::EUCJP_USER_DEFINED]),
+            Tis620 => Whatwg(WINDOWS_874, &[fixes::TIS620]),
+            Ujis => Whatwg(EUC_JP, &[fixes::UJIS, fixes::EUCJP_USER_DEFINED]),
         }
     }
 
@@ -155,8 +192,9 @@ impl Legacy {
             Sjis | Cp932 => Shape::ShiftJis,
             Ujis | EucJpMs => Shape::EucJp,
             Gb18030 => Shape::Gb18030,
-            Cp1250 | Cp1251 | Cp1256 | Cp1257 | Cp866 | Greek | Hebrew | Koi8R | Koi8U | Latin2
-            | Latin5 | Latin7 | MacRoman | Tis620 => Shape::SingleByte,
+            Armscii8 | Cp1250 | Cp1251 | Cp1256 | Cp1257 | Cp850 | Cp852 | Cp866 | Dec8
+            | Geostd8 | Greek | Hebrew | Hp8 | Keybcs2 | Koi8R | Koi8U | Latin2 | Latin5
+            | Latin7 | MacCe | MacRoman | Tis620 => Shape::SingleByte,
         }
     }
 }
@@ -214,7 +252,7 @@ fn fixed_in(fixes: &[Fix], code: u32) -> Option<char> {
 
 /// `bytes` in `charset` as UTF-8; `None` if they are not well-formed in it.
 pub(crate) fn decode(charset: Legacy, bytes: &[u8]) -> Option<String> {
-    let (encoding, fixes) = charset.mapping();
+    let mapping = charset.mapping();
     let shape = charset.shape();
     let mut out = String::with_capacity(bytes.len() * 2);
     let mut rest = bytes;
@@ -228,9 +266,12 @@ pub(crate) fn decode(charset: Legacy, bytes: &[u8]) -> Option<String> {
         let code = character
             .iter()
             .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
-        match fixed(fixes, code) {
-            Some(c) => out.push(c),
-            None => decode_one(encoding, character, &mut out)?,
+        match mapping {
+            Mapping::Table(high) => out.push(*high.get(usize::from(first) - 0x80)?),
+            Mapping::Whatwg(encoding, fixes) => match fixed(fixes, code) {
+                Some(c) => out.push(c),
+                None => decode_one(encoding, character, &mut out)?,
+            },
         }
         rest = tail;
     }
@@ -285,6 +326,9 @@ mod tests {
             (Legacy::Latin2, b"\xbf\xf3\xb3\xe6", "żółć"),
             (Legacy::Cp1257, b"\xe0\xe8\xf0", "ąčš"),
             (Legacy::Gb18030, b"\x81\x30\x81\x30", "\u{80}"),
+            (Legacy::Cp850, b"Gr\x81\xe1e", "Grüße"),
+            (Legacy::Cp852, b"\xbe\xa2\x88\x86", "żółć"),
+            (Legacy::MacCe, b"\x85\x9a", "Öö"),
         ];
         for (charset, bytes, text) in cases {
             assert_eq!(utf8(*charset, bytes).as_deref(), Some(*text), "{charset:?}");
