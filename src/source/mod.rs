@@ -222,10 +222,13 @@ impl Source {
     }
 
     /// MariaDB: the GTID state at `file:pos` (an event boundary), from the server's own binlog
-    /// index, so it matches the offset exactly; `None` when the file is gone.
+    /// index, so it matches the offset exactly; `None` when the server cannot tell (it answers
+    /// NULL when the file is gone, and for some offsets of a file it has).
     pub async fn gtid_at(&self, conn: &mut Conn, file: &str, pos: u64) -> Result<Option<String>> {
-        self.run(conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, pos)))
-            .await
+        let gtid: Option<Option<String>> = self
+            .run(conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, pos)))
+            .await?;
+        Ok(gtid.flatten())
     }
 
     /// The binlog position of the last write, with MySQL's executed GTID set where the server
