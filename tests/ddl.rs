@@ -251,9 +251,12 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
     let config = s.config(&pipe, "");
     let daemon = Daemon::start(&config);
     s.wait_for_state(&pipe, "Running", WITHIN);
-    // A column of a type the mapping does not know.
-    s.exec(&mut conn, "ALTER TABLE weird ADD COLUMN ip INET6")
-        .await;
+    // A column the mapping refuses (swe7 text: the one charset not converted).
+    s.exec(
+        &mut conn,
+        "ALTER TABLE weird ADD COLUMN s VARCHAR(5) CHARACTER SET swe7",
+    )
+    .await;
     s.exec(
         &mut conn,
         "INSERT INTO weird (id, a) VALUES (2, 2); INSERT INTO other VALUES (2, 2)",
@@ -269,7 +272,8 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
         .as_str()
         .unwrap_or_default();
     assert!(
-        error.contains("ALTER TABLE weird ADD COLUMN ip INET6") && error.contains("inet6"),
+        error.contains("ALTER TABLE weird ADD COLUMN s VARCHAR(5) CHARACTER SET swe7")
+            && error.contains("swe7"),
         "{status}"
     );
     assert_eq!(status["state"], "Running");
@@ -280,7 +284,7 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
 
     // The operator takes the column out again; `tributary tables resync` reloads the isolated
     // table with its definition now and replicates it again.
-    s.exec(&mut conn, "ALTER TABLE weird DROP COLUMN ip").await;
+    s.exec(&mut conn, "ALTER TABLE weird DROP COLUMN s").await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(["tables", "resync", &pipe.name, &format!("{db}.weird")])
         .args(["--api", &pipe.api_url()])
