@@ -251,9 +251,12 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
     let config = s.config(&pipe, "");
     let daemon = Daemon::start(&config);
     s.wait_for_state(&pipe, "Running", WITHIN);
-    // A column of a type the mapping does not know.
-    s.exec(&mut conn, "ALTER TABLE weird ADD COLUMN ip INET6")
-        .await;
+    // A column the mapping refuses (swe7 text: the one charset not converted).
+    s.exec(
+        &mut conn,
+        "ALTER TABLE weird ADD COLUMN s VARCHAR(5) CHARACTER SET swe7",
+    )
+    .await;
     s.exec(
         &mut conn,
         "INSERT INTO weird (id, a) VALUES (2, 2); INSERT INTO other VALUES (2, 2)",
@@ -269,7 +272,8 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
         .as_str()
         .unwrap_or_default();
     assert!(
-        error.contains("ALTER TABLE weird ADD COLUMN ip INET6") && error.contains("inet6"),
+        error.contains("ALTER TABLE weird ADD COLUMN s VARCHAR(5) CHARACTER SET swe7")
+            && error.contains("swe7"),
         "{status}"
     );
     assert_eq!(status["state"], "Running");
@@ -280,7 +284,7 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
 
     // The operator takes the column out again; `tributary tables resync` reloads the isolated
     // table with its definition now and replicates it again.
-    s.exec(&mut conn, "ALTER TABLE weird DROP COLUMN ip").await;
+    s.exec(&mut conn, "ALTER TABLE weird DROP COLUMN s").await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(["tables", "resync", &pipe.name, &format!("{db}.weird")])
         .args(["--api", &pipe.api_url()])
@@ -763,5 +767,43 @@ async fn a_table_dropped_during_its_reload_leaves_the_pipe_running() {
     );
     s.exec(&mut conn, "INSERT INTO other VALUES (3, 3)").await;
     equal(&s, &pipe, &daemon, &[OTHER]).await;
+    s.cleanup(&pipe).await;
+}
+
+/// Charset and collation names written as strings, as HeidiSQL writes them: tables created so
+/// are replicated, and a column altered so is followed in place (no isolation).
+#[tokio::test(flavor = "multi_thread")]
+async fn quoted_charset_and_collation_names_are_followed() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("quotedcs");
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE q3 (id INT PRIMARY KEY, c VARCHAR(10) CHARACTER SET latin1);
+         INSERT INTO q3 VALUES (1, 'café');",
+    )
+    .await;
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(
+        &mut conn,
+        "CREATE TABLE q1 (id INT PRIMARY KEY, c VARCHAR(10) CHARACTER SET 'utf8mb4');
+         CREATE TABLE q2 (id INT PRIMARY KEY, c VARCHAR(10)) COLLATE='utf8mb4_general_ci' ENGINE=InnoDB;
+         ALTER TABLE q3 MODIFY c VARCHAR(20) CHARACTER SET 'utf8mb4' COLLATE 'utf8mb4_bin';
+         INSERT INTO q1 VALUES (1, 'ü😀'), (2, NULL);
+         INSERT INTO q2 VALUES (1, '中文😀');
+         INSERT INTO q3 VALUES (2, 'ü😀 €'); UPDATE q3 SET c = 'crème 😀' WHERE id = 1;",
+    )
+    .await;
+    let tables: Vec<Table> = ["q1", "q2", "q3"]
+        .into_iter()
+        .map(|name| Table {
+            name,
+            key: &["id"],
+            columns: &[("id", Kind::Int), ("c", Kind::Text)],
+        })
+        .collect();
+    equal(&s, &pipe, &daemon, &tables).await;
+    assert_eq!(isolated_tables(&s, &pipe.db), "0");
     s.cleanup(&pipe).await;
 }

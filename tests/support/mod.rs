@@ -374,6 +374,20 @@ pub enum Kind {
     Year,
     /// BIT(n): big-endian bytes at the source, UInt64 in the target.
     Bit,
+    /// GEOMETRY as bytes: the source's `ST_AsBinary`, the target's String.
+    Wkb,
+    /// GEOMETRY as text: the source's `ST_AsText`, what ClickHouse's `readWKB` reads in the
+    /// target, printed by `wkt`.
+    Wkt,
+}
+
+/// The source expression that reads a column of `kind`.
+fn source_expr(kind: Kind, col: &str) -> String {
+    match kind {
+        Kind::Wkb => format!("ST_AsBinary(`{col}`)"),
+        Kind::Wkt => format!("ST_AsText(`{col}`)"),
+        _ => format!("`{col}`"),
+    }
 }
 
 /// The documented rule for dates ClickHouse cannot hold: zero or invalid dates become the
@@ -411,7 +425,9 @@ fn canonical_source(kind: Kind, v: &Value) -> String {
         (_, Value::NULL) => "NULL".into(),
         (Kind::Float, Value::Float(f)) => format!("f32:{:08x}", f.to_bits()),
         (Kind::Double, Value::Double(f)) => format!("f64:{:016x}", f.to_bits()),
-        (Kind::Binary, Value::Bytes(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        (Kind::Binary | Kind::Wkb, Value::Bytes(b)) => {
+            b.iter().map(|x| format!("{x:02x}")).collect()
+        }
         (Kind::Bit, Value::Bytes(b)) => b
             .iter()
             .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
@@ -468,7 +484,8 @@ fn canonical_target(kind: Kind, col: &str) -> String {
         Kind::Double => {
             format!("concat('f64:', leftPad(lower(hex(reinterpretAsUInt64({c}))), 16, '0'))")
         }
-        Kind::Binary => format!("lower(hex({c}))"),
+        Kind::Binary | Kind::Wkb => format!("lower(hex({c}))"),
+        Kind::Wkt => format!("wkt(readWKB(assumeNotNull({c})))"),
         Kind::Decimal(scale) => format!("toDecimalString({c}, {scale})"),
         Kind::Text => format!("toString({c})"),
         _ => format!("toString({c})"),
@@ -486,7 +503,7 @@ pub struct Table<'a> {
 
 impl Servers {
     pub async fn source_rows(&self, conn: &mut Conn, db: &str, t: &Table<'_>) -> Vec<String> {
-        let cols: Vec<String> = t.columns.iter().map(|(c, _)| format!("`{c}`")).collect();
+        let cols: Vec<String> = t.columns.iter().map(|(c, k)| source_expr(*k, c)).collect();
         let sql = format!("SELECT {} FROM `{db}`.`{}`", cols.join(", "), t.name);
         let rows: Vec<mysql_async::Row> = conn.exec(sql, ()).await.expect("read source rows");
         let mut out: Vec<String> = rows
