@@ -10,11 +10,13 @@
 //!
 //! Dates ClickHouse cannot hold follow one rule: zero or invalid dates (`0000-00-00`, allowed
 //! by some `sql_mode`s) become the ClickHouse minimum `1900-01-01 00:00:00`, and dates outside
-//! ClickHouse's range `[1900-01-01, 2299-12-31]` are clamped to it. Both are counted in
-//! [`CLAMPED_VALUES`].
+//! ClickHouse's range `[1900-01-01, 2299-12-31]` are clamped to it. Both are recorded for the
+//! thread that encoded them: a reader calls [`take_clamps`] right after encoding a row or an
+//! event, before it awaits anything (a task can move to another thread at an await), and
+//! reports them for its pipe and table.
 
+use std::cell::RefCell;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use mysql_common::value::Value;
 
@@ -22,8 +24,36 @@ use crate::charset::{hex_prefix, to_utf8, CharsetError};
 use crate::clickhouse::rowbinary::{decimal_width, put_bytes, put_null_flag, put_varint, I256};
 use crate::schema::{Charset, ColumnDef, SourceType};
 
-/// Values changed to fit ClickHouse (zero dates, out-of-range dates), process-wide.
-pub(crate) static CLAMPED_VALUES: AtomicU64 = AtomicU64::new(0);
+/// Values changed to fit ClickHouse (zero dates, out-of-range dates) since the last
+/// [`take_clamps`] on this thread.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Clamps {
+    pub count: u64,
+    /// The columns they were in, each once.
+    pub columns: Vec<String>,
+}
+
+thread_local! {
+    static CLAMPS: RefCell<Clamps> = RefCell::default();
+}
+
+/// The values this thread clamped since the last call, if any.
+pub(crate) fn take_clamps() -> Option<Clamps> {
+    CLAMPS.with(|c| {
+        let mut c = c.borrow_mut();
+        (c.count > 0).then(|| std::mem::take(&mut *c))
+    })
+}
+
+fn clamped(column: &str) {
+    CLAMPS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.count += 1;
+        if !c.columns.iter().any(|n| n == column) {
+            c.columns.push(column.to_owned());
+        }
+    });
+}
 
 /// Which reader produced a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,8 +255,8 @@ pub(crate) fn encode(
                 return Err(bad("expected a DATE"));
             };
             let days = civil_days(*y, *m, *d)
-                .map(|days| clamp(days, MIN_DAYS, MAX_DAYS))
-                .unwrap_or_else(zero_date);
+                .map(|days| clamp(days, MIN_DAYS, MAX_DAYS, &col.name))
+                .unwrap_or_else(|| zero_date(&col.name));
             out.extend_from_slice(&(days as i32).to_le_bytes());
             Ok(())
         }
@@ -239,17 +269,17 @@ pub(crate) fn encode(
                                 * 1_000_000
                             + i64::from(*us)
                     })
-                    .map(clamp_datetime)
-                    .unwrap_or_else(|| zero_date() * SECONDS_PER_DAY * 1_000_000),
+                    .map(|m| clamp_datetime(m, &col.name))
+                    .unwrap_or_else(|| zero_date(&col.name) * SECONDS_PER_DAY * 1_000_000),
                 // Binlog TIMESTAMP2: "seconds[.micros]" since the epoch; 0 is the zero date.
                 Value::Bytes(b) => {
                     match parse_epoch_micros(b).ok_or_else(|| bad("not a timestamp"))? {
-                        0 => zero_date() * SECONDS_PER_DAY * 1_000_000,
-                        m => clamp_datetime(m),
+                        0 => zero_date(&col.name) * SECONDS_PER_DAY * 1_000_000,
+                        m => clamp_datetime(m, &col.name),
                     }
                 }
-                Value::Int(0) => zero_date() * SECONDS_PER_DAY * 1_000_000,
-                Value::Int(secs) => clamp_datetime(secs.saturating_mul(1_000_000)),
+                Value::Int(0) => zero_date(&col.name) * SECONDS_PER_DAY * 1_000_000,
+                Value::Int(secs) => clamp_datetime(secs.saturating_mul(1_000_000), &col.name),
                 _ => return Err(bad("expected a date and time")),
             };
             let ticks = micros / 10i64.pow(6 - u32::from((*fsp).min(6)));
@@ -350,24 +380,25 @@ pub(crate) fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     (digits.len() == 32).then_some(out)
 }
 
-fn zero_date() -> i64 {
-    CLAMPED_VALUES.fetch_add(1, Ordering::Relaxed);
+fn zero_date(column: &str) -> i64 {
+    clamped(column);
     MIN_DAYS
 }
 
-fn clamp(v: i64, min: i64, max: i64) -> i64 {
+fn clamp(v: i64, min: i64, max: i64, column: &str) -> i64 {
     if v < min || v > max {
-        CLAMPED_VALUES.fetch_add(1, Ordering::Relaxed);
+        clamped(column);
     }
     v.clamp(min, max)
 }
 
-fn clamp_datetime(micros: i64) -> i64 {
+fn clamp_datetime(micros: i64, column: &str) -> i64 {
     const DAY_MICROS: i64 = SECONDS_PER_DAY * 1_000_000;
     clamp(
         micros,
         MIN_DAYS * DAY_MICROS,
         (MAX_DAYS + 1) * DAY_MICROS - 1,
+        column,
     )
 }
 

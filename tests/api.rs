@@ -267,7 +267,6 @@ async fn probes_routes_and_errors_while_a_pipe_cannot_start() {
         "{}",
         metrics.body
     );
-    assert!(metric(&samples, "tributary_clamped_values_total", &[]).is_some());
 
     // The CLI's client commands reach the same API (its port from --config) and fail on errors.
     let cfg = config.to_str().expect("path");

@@ -405,5 +405,24 @@ async fn every_type_arrives_exactly_from_snapshot_and_binlog() {
     for t in &tables {
         s.assert_no_duplicates(&pipe.db, t);
     }
+    // Zero and out-of-range dates were clamped, from the snapshot (3 rows of `temporal`) and
+    // the binlog (their copies): counted for the pipe and the table, each column logged once.
+    let metrics = pipe.api().get("/metrics").expect("metrics").body;
+    let series = format!(
+        "tributary_clamped_values_total{{pipe=\"{}\",table=\"{}.temporal\"}} ",
+        pipe.name, pipe.db
+    );
+    let clamped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{series}` in\n{metrics}"));
+    assert!(clamped >= 20.0, "{clamped}");
+    let log = daemon.log_text();
+    let first_of_d = log
+        .lines()
+        .filter(|l| l.contains("was clamped") && l.contains("column=\"d\""))
+        .count();
+    assert_eq!(first_of_d, 1, "{log}");
     s.cleanup(&pipe).await;
 }

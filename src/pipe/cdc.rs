@@ -240,6 +240,9 @@ impl Cdc<'_> {
             tokio::select! {
                 queued = feed.next() => {
                     decoder.apply(&queued?.event, &mut batch)?;
+                    for (table, clamps) in decoder.take_clamps() {
+                        crate::metrics::clamped_values(&self.cfg.name, &table, &clamps);
+                    }
                     for (table, reason) in decoder.take_isolations() {
                         let table = plans[table].def.qualified();
                         self.isolate(&table, &reason).await?;
