@@ -57,10 +57,11 @@ impl Runner {
                 "{table} is not replicated by this pipe"
             )));
         }
+        // Read before the pipe changes state: a table gone from the source leaves it Running.
+        let live = self.current_plan(source, table).await?;
         self.recorder
             .enter(PipeState::Modifying, &format!("reloading {table}"))
             .await?;
-        let live = self.current_plan(source, table).await?;
         let copy = TablePlan {
             target: format!("{}{SUFFIX}", live.target),
             ..live.clone()
