@@ -807,3 +807,58 @@ async fn quoted_charset_and_collation_names_are_followed() {
     assert_eq!(isolated_tables(&s, &pipe.db), "0");
     s.cleanup(&pipe).await;
 }
+
+/// `MODIFY … NOT NULL` on a nullable column: ClickHouse takes it only with a DEFAULT, and the
+/// NULLs the server converted (non-strict mode, no row events) become the implicit default in
+/// the target too; the pipe stays Running and the table is never isolated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_made_not_null_is_followed_in_place() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("notnull");
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE n2 (id INT PRIMARY KEY, c INT, t VARCHAR(10));
+         INSERT INTO n2 VALUES (1, NULL, NULL), (2, 5, 'x');
+         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let mut daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(&mut conn, "INSERT INTO n2 VALUES (3, NULL, 'y')")
+        .await;
+    // Non-strict: the server turns the NULLs into 0 and '' without row events.
+    s.exec(
+        &mut conn,
+        "SET SESSION sql_mode = ''; ALTER TABLE n2 MODIFY c INT NOT NULL, MODIFY t VARCHAR(10) NOT NULL",
+    )
+    .await;
+    s.exec(
+        &mut conn,
+        "INSERT INTO n2 VALUES (4, 7, 'z'); UPDATE n2 SET c = c + 1 WHERE id = 2; INSERT INTO other VALUES (2, 2)",
+    )
+    .await;
+    let n2 = Table {
+        name: "n2",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("c", Kind::Int), ("t", Kind::Text)],
+    };
+    equal(&s, &pipe, &daemon, &[n2, OTHER]).await;
+    assert_eq!(s.state(&pipe), "Running");
+    assert_eq!(isolated_tables(&s, &pipe.db), "0");
+    assert!(
+        !daemon.log_text().contains("table isolated"),
+        "followed by a rebuild, not in place:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        s.ch(&format!(
+            "SELECT type FROM system.columns WHERE database = '{}' AND table = 'n2' AND name = 'c'",
+            pipe.db
+        ))
+        .trim(),
+        "Int32"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    s.cleanup(&pipe).await;
+}

@@ -26,11 +26,10 @@
 //! ascii: its bytes above 0x7F are `?` in the target);
 //! `BINARY(n)`→`VARBINARY`; text/ENUM→ENUM, ENUM→text/SET, SET→text; `DATE`→`DATETIME`;
 //! `DATETIME`/`TIMESTAMP`/`TIME` to a larger fractional precision; `X`→`Nullable(X)` and
-//! back. `NULL`→`NOT NULL` first sets the target's remaining NULLs (old versions, deleted
-//! rows, or rows the server converted without row events) to the type's implicit default,
-//! as the server did: a `MODIFY` to a non-Nullable type over NULLs fails (or, before
-//! ClickHouse 25.8, leaves a stuck mutation). Run each statement with `mutations_sync = 2`
-//! so the next one sees its result.
+//! back. `NULL`→`NOT NULL` is a `MODIFY … DEFAULT <the type's implicit default>`: ClickHouse
+//! refuses it without a `DEFAULT`, and turns the target's remaining NULLs (old versions,
+//! deleted rows, or rows the server converted without row events) into that default, as the
+//! server did. Run each statement with `mutations_sync = 2` so the next one sees its result.
 
 use super::{Altered, Backfill, Origin, TableName};
 use crate::clickhouse::ddl::{column_type, ident};
@@ -230,13 +229,16 @@ fn plan(
         }
         let name = ident(&after.name);
         if before.nullable && !after.nullable {
+            // ClickHouse takes a Nullable column to a plain type only with a DEFAULT, which
+            // its remaining NULLs become.
             let fill =
                 implicit_value(after).map_err(|why| format!("column `{}`: {why}", after.name))?;
             out.push(format!(
-                "ALTER TABLE {table} UPDATE {name} = {fill} WHERE {name} IS NULL"
+                "ALTER TABLE {table} MODIFY COLUMN {name} {ty} DEFAULT {fill}"
             ));
+        } else {
+            out.push(format!("ALTER TABLE {table} MODIFY COLUMN {name} {ty}"));
         }
-        out.push(format!("ALTER TABLE {table} MODIFY COLUMN {name} {ty}"));
     }
 
     // Added columns, each after its predecessor in the new order.

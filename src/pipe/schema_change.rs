@@ -188,7 +188,16 @@ impl Cdc<'_> {
                     Migration::InPlace(statements) => {
                         if !self.target_has_columns(&new).await? {
                             for sql in &statements {
-                                self.target.execute_sync(sql).await?;
+                                match self.target.execute_sync(sql).await {
+                                    // ClickHouse refused a change planned as in place: the
+                                    // table is rebuilt rather than the pipe stopped.
+                                    Err(e) if !e.is_transient() => {
+                                        return Ok(Outcome::Rebuild(format!(
+                                            "ClickHouse refused `{sql}` ({e})"
+                                        )));
+                                    }
+                                    other => other?,
+                                }
                             }
                         }
                         info!(pipe = %self.cfg.name, table = %plan.def.qualified(), statement = %change.statement, applied = statements.len(), "schema change followed");

@@ -174,17 +174,11 @@ fn type_changes() {
         ),
         (
             "ALTER TABLE t MODIFY qty INT NOT NULL",
-            vec![
-                stmt("UPDATE `qty` = 0 WHERE `qty` IS NULL"),
-                stmt("MODIFY COLUMN `qty` Int32"),
-            ],
+            vec![stmt("MODIFY COLUMN `qty` Int32 DEFAULT 0")],
         ),
         (
             "ALTER TABLE t MODIFY name TEXT NOT NULL",
-            vec![
-                stmt("UPDATE `name` = '' WHERE `name` IS NULL"),
-                stmt("MODIFY COLUMN `name` String"),
-            ],
+            vec![stmt("MODIFY COLUMN `name` String DEFAULT ''")],
         ),
         ("ALTER TABLE t MODIFY qty INT NULL", vec![]),
         (
@@ -210,12 +204,9 @@ fn type_changes() {
             "ALTER TABLE t MODIFY u UUID NOT NULL, MODIFY a INET4 NOT NULL, MODIFY b INET6 NOT NULL"
         ),
         vec![
-            stmt("UPDATE `u` = toUUID('00000000-0000-0000-0000-000000000000') WHERE `u` IS NULL"),
-            stmt("MODIFY COLUMN `u` UUID"),
-            stmt("UPDATE `a` = toIPv4('0.0.0.0') WHERE `a` IS NULL"),
-            stmt("MODIFY COLUMN `a` IPv4"),
-            stmt("UPDATE `b` = toIPv6('::') WHERE `b` IS NULL"),
-            stmt("MODIFY COLUMN `b` IPv6"),
+            stmt("MODIFY COLUMN `u` UUID DEFAULT toUUID('00000000-0000-0000-0000-000000000000')"),
+            stmt("MODIFY COLUMN `a` IPv4 DEFAULT toIPv4('0.0.0.0')"),
+            stmt("MODIFY COLUMN `b` IPv6 DEFAULT toIPv6('::')"),
         ]
     );
     assert!(
