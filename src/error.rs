@@ -23,8 +23,6 @@ pub(crate) enum Error {
         table: String,
         source: crate::schema::SchemaError,
     },
-    #[error("no source table matches the include patterns {patterns:?} (minus excludes); check `tables.include`")]
-    NoTables { patterns: Vec<String> },
     #[error("table `{table}`: {source} (at binlog {position})")]
     Decode {
         table: String,
@@ -80,7 +78,6 @@ impl Error {
             Error::InvalidSourceSetting { .. } => "source_setting",
             Error::NoPrimaryKey { .. } => "no_primary_key",
             Error::Schema { .. } => "schema",
-            Error::NoTables { .. } => "no_tables",
             Error::TableNotFound { .. } => "table_not_found",
             Error::Selection(_) => "selection",
             Error::Decode { .. } => "decode",

@@ -325,6 +325,9 @@ impl Runner {
         for (table, reason) in &planned.rejected {
             isolate_table(&self.store, &self.handle, &self.cfg.name, table, reason).await?;
         }
+        if planned.plans.is_empty() {
+            warn!(pipe = %self.cfg.name, include = ?self.cfg.tables.include, isolated = planned.rejected.len(), "no selected table to replicate now; tables created under the include patterns are replicated from their creation");
+        }
         self.show_widened(&overrides);
         let plans = planned.plans;
         let checkpoint = self.store.checkpoint().await?;
