@@ -5,6 +5,7 @@ mod alter;
 mod apply;
 mod clickhouse;
 mod columns;
+mod roundtrip;
 mod statements;
 
 use super::*;
