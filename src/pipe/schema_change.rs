@@ -178,6 +178,17 @@ impl Cdc<'_> {
                 };
                 let altered = match ddl::apply(&plan.def, changes, &defaults) {
                     Ok(altered) => altered,
+                    // A table reloading into its copy was planned with the source's definition
+                    // when its reload started, which may already include a DDL that CDC meets
+                    // only now: rebuilt once replication has passed it, not left isolated.
+                    Err(e)
+                        if self
+                            .loads
+                            .iter()
+                            .any(|l| l.plan.def.qualified() == plan.def.qualified()) =>
+                    {
+                        return Ok(Outcome::Rebuild(e.to_string()))
+                    }
                     Err(e) => return Ok(Outcome::Isolate(e.to_string())),
                 };
                 let new = match TablePlan::selected(altered.def.clone(), &self.cfg.tables) {
