@@ -167,6 +167,7 @@ fn say(text: &str) {
 }
 
 pub(crate) fn main() -> ExitCode {
+    crate::tls::install_provider();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

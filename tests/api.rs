@@ -4,11 +4,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use support::workload::{Workload, DDL, TABLES};
-use support::{free_port, servers, Daemon, Pipe};
+use support::{free_port, servers, tributary, Daemon, Pipe};
 
 const RUNNING_WITHIN: Duration = Duration::from_secs(90);
 
@@ -26,18 +25,6 @@ const ROUTES: [(&str, &str); 11] = [
     ("post", "/v1/pipes/{name}/tables"),
     ("delete", "/v1/pipes/{name}/tables/{table}"),
 ];
-
-fn tributary(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(args)
-        .output()
-        .expect("run tributary");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// One sample of the Prometheus text format.
 #[derive(Debug)]

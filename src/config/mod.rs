@@ -8,7 +8,9 @@
 //! required keys (`pipes`, `name`, `source.url`, `target.url`, `target.database`,
 //! `tables.include`); URL schemes and hosts; numeric ranges; humantime durations;
 //! pipe names (`[A-Za-z0-9_-]`, unique); `db.table` patterns; ClickHouse identifiers;
-//! password files readable at load.
+//! password files readable at load; TLS files holding what they should (PEM
+//! certificates, a key) and TLS settings that can work together (a CA file only where it is
+//! used, a client certificate with its key, nothing TLS on an http:// target).
 //!
 //! # Environment overrides
 //! A variable `TRIBUTARY__<PATH>` sets one key, `__` separating the path segments.
@@ -26,7 +28,8 @@
 //! `PIPES__0__…` to the table key `pipes.0`, which replaces the whole `pipes` array, so
 //! overrides are applied to the parsed value tree by this module instead.
 //!
-//! Relative `password_file` paths are resolved against the config file's directory.
+//! Relative file paths (`password_file`, TLS files) are resolved against the config file's
+//! directory.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -131,15 +134,76 @@ pub struct PipeConfig {
     pub sync: SyncConfig,
 }
 
+/// TLS to the source, with MySQL's `--ssl-mode` meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SslMode {
+    /// Never TLS.
+    Disabled,
+    /// TLS when the server offers it, the certificate not checked; else plain.
+    #[default]
+    Preferred,
+    /// TLS or no connection; the certificate not checked.
+    Required,
+    /// TLS with a certificate signed by a trusted CA (`ssl_ca`, else the built-in roots).
+    VerifyCa,
+    /// As `verify_ca`, and the certificate names the host of the URL.
+    VerifyIdentity,
+}
+
+impl SslMode {
+    pub const ALL: [SslMode; 5] = [
+        SslMode::Disabled,
+        SslMode::Preferred,
+        SslMode::Required,
+        SslMode::VerifyCa,
+        SslMode::VerifyIdentity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "disabled",
+            SslMode::Preferred => "preferred",
+            SslMode::Required => "required",
+            SslMode::VerifyCa => "verify_ca",
+            SslMode::VerifyIdentity => "verify_identity",
+        }
+    }
+
+    /// Whether the server's certificate is checked against a CA.
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyIdentity)
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The source's TLS settings, from `[pipes.source]` keys or the URL's query (checked equal
+/// where both are given). Files are resolved against the config's folder and readable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceTls {
+    pub mode: SslMode,
+    /// PEM file of the CA(s) to trust instead of the built-in roots (`verify_*` only).
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain and its key, both or neither.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 /// The MySQL/MariaDB server. `Debug` redacts the URL's password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SourceConfig {
-    /// `mysql://` or `mariadb://` with a host.
+    /// `mysql://` or `mariadb://` with a host; the TLS parameters are taken out of its query
+    /// (into [`SourceConfig::tls`]).
     pub url: Url,
     /// Replica server id; 1..=4294967295 when set.
     pub server_id: Option<u32>,
     pub flavor: Flavor,
     pub password_file: Option<PathBuf>,
+    pub tls: SourceTls,
 }
 
 impl SourceConfig {
@@ -165,6 +229,7 @@ impl fmt::Debug for SourceConfig {
             .field("server_id", &self.server_id)
             .field("flavor", &self.flavor)
             .field("password_file", &self.password_file)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -181,6 +246,10 @@ pub struct TargetConfig {
     pub database: String,
     /// Where tributary keeps its own state; differs from `database`.
     pub state_database: String,
+    /// PEM file of CA(s) trusted besides the system roots (https:// only).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate (https:// only; logged as a warning at every start).
+    pub skip_verify: bool,
 }
 
 impl TargetConfig {
@@ -206,6 +275,8 @@ impl fmt::Debug for TargetConfig {
             .field("password_file", &self.password_file)
             .field("database", &self.database)
             .field("state_database", &self.state_database)
+            .field("ca_file", &self.ca_file)
+            .field("skip_verify", &self.skip_verify)
             .finish()
     }
 }

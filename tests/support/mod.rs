@@ -21,6 +21,70 @@ pub struct Servers {
     pub mariadb_url: String,
     pub clickhouse_url: String,
     http: reqwest_lite::Http,
+    /// The CA the source's certificate is checked with, for a source that requires TLS.
+    source_ca: Option<PathBuf>,
+}
+
+/// The TLS twins of the test servers (`scripts/test-env` starts them with the local servers).
+pub struct Tls {
+    /// The MariaDB that requires TLS, as the source, and the plain ClickHouse to read the
+    /// target with.
+    pub servers: Servers,
+    /// The same ClickHouse over HTTPS (`https://localhost:PORT`), with a password user.
+    pub https_url: String,
+    pub https_user: String,
+    pub https_password: String,
+    /// `ca.pem`, `other-ca.pem`, `server.crt|key`, `client.crt|key`.
+    pub dir: PathBuf,
+}
+
+impl Tls {
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// The TLS servers, or `None` (after a notice) when they are not configured, or when
+/// `TRIBUTARY_TEST_TLS_SERVERS=none` says there are none (scripts/test-env with Docker or
+/// external servers).
+pub fn tls_servers() -> Option<Tls> {
+    let var = |name: &str| std::env::var(name).ok();
+    let plain = servers()?;
+    if var("TRIBUTARY_TEST_TLS_SERVERS").as_deref() == Some("none") {
+        eprintln!("skipped: TRIBUTARY_TEST_TLS_SERVERS=none (no TLS test servers here)");
+        return None;
+    }
+    match (
+        var("TRIBUTARY_TEST_MARIADB_TLS_URL"),
+        var("TRIBUTARY_TEST_CLICKHOUSE_HTTPS_URL"),
+        var("TRIBUTARY_TEST_CLICKHOUSE_HTTPS_USER"),
+        var("TRIBUTARY_TEST_CLICKHOUSE_HTTPS_PASSWORD"),
+        var("TRIBUTARY_TEST_TLS_DIR"),
+    ) {
+        (Some(mariadb), Some(https_url), Some(https_user), Some(https_password), Some(dir)) => {
+            let dir = PathBuf::from(dir);
+            Some(Tls {
+                servers: Servers {
+                    mariadb_url: mariadb,
+                    source_ca: Some(dir.join("ca.pem")),
+                    ..plain
+                },
+                https_url,
+                https_user,
+                https_password,
+                dir,
+            })
+        }
+        _ if std::env::var("TRIBUTARY_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") => {
+            panic!("TRIBUTARY_TEST_MARIADB_TLS_URL, TRIBUTARY_TEST_CLICKHOUSE_HTTPS_URL/_USER/_PASSWORD and TRIBUTARY_TEST_TLS_DIR must be set (scripts/test-env up sets them with local servers)")
+        }
+        _ => {
+            eprintln!(
+                "skipped: no TLS test servers (scripts/test-env up starts them with local servers)"
+            );
+            None
+        }
+    }
 }
 
 /// Returns the test servers, or `None` (after a notice) when they are not configured.
@@ -32,6 +96,7 @@ pub fn servers() -> Option<Servers> {
             http: reqwest_lite::Http::new(&clickhouse_url),
             mariadb_url,
             clickhouse_url,
+            source_ca: None,
         }),
         _ if std::env::var("TRIBUTARY_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") => {
             panic!("TRIBUTARY_TEST_MARIADB_URL and TRIBUTARY_TEST_CLICKHOUSE_URL must be set (scripts/test sets them)")
@@ -52,6 +117,12 @@ impl Servers {
     pub async fn mysql(&self) -> Conn {
         let opts = Opts::from_url(&self.mariadb_url)
             .expect("TRIBUTARY_TEST_MARIADB_URL is a mysql:// URL");
+        let ssl = self.source_ca.as_ref().map(|ca| {
+            mysql_async::SslOpts::default()
+                .with_root_certs(vec![ca.clone().into()])
+                .with_disable_built_in_roots(true)
+        });
+        let opts = mysql_async::OptsBuilder::from_opts(opts).ssl_opts(ssl);
         let mut conn = Conn::new(opts).await.expect("connect to the test MariaDB");
         conn.query_drop("SET time_zone = '+00:00'")
             .await
@@ -90,11 +161,13 @@ mode = "{mode}"
 
 [pipes.source]
 url = "{source}"
+{source_extra}
 
 [pipes.target]
 url = "{target}"
 database = "{db}"
 state_database = "{db}_state"
+{target_extra}
 
 [pipes.tables]
 include = ["{db}.*"]
@@ -113,7 +186,9 @@ flush_interval = "{flush}"
             api_port = pipe.api_port,
             name = pipe.name,
             mode = pipe.mode,
-            source = self.mariadb_url,
+            source = pipe.source_url.as_deref().unwrap_or(&self.mariadb_url),
+            source_extra = pipe.source_extra,
+            target_extra = pipe.target_extra,
             target = pipe.target_url.as_deref().unwrap_or(&self.clickhouse_url),
             db = pipe.db,
             rows_per_partition = pipe.rows_per_partition,
@@ -188,6 +263,11 @@ pub struct Pipe {
     pub api_port: u16,
     /// The ClickHouse URL the daemon uses, when not the test server's own (a proxy).
     pub target_url: Option<String>,
+    /// The source URL the daemon uses, when not the test server's own.
+    pub source_url: Option<String>,
+    /// Lines added to `[pipes.source]` and `[pipes.target]`.
+    pub source_extra: String,
+    pub target_extra: String,
 }
 
 impl Pipe {
@@ -206,6 +286,9 @@ impl Pipe {
             exclude: None,
             api_port: free_port(),
             target_url: None,
+            source_url: None,
+            source_extra: String::new(),
+            target_extra: String::new(),
         }
     }
 
@@ -659,6 +742,19 @@ impl Servers {
             t.name
         );
     }
+}
+
+/// Runs the tributary binary with `args`: its exit code, stdout and stderr.
+pub fn tributary(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(args)
+        .output()
+        .expect("run tributary");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn tail(text: &str, lines: usize) -> String {
