@@ -1,6 +1,6 @@
-//! TLS material and diagnosis for the rustls clients of tributary's own: https:// targets (the
-//! source's TLS goes through mysql_async, which reads its files itself; see
-//! [`crate::source::tls`]).
+//! TLS material and diagnosis shared by the three TLS users: https:// targets, the API's
+//! listener and the CLI's API client (the source's TLS goes through mysql_async, which reads
+//! its files itself; see [`crate::source::tls`]).
 //!
 //! Invariants:
 //! - one crypto provider (ring) is installed for the process before any TLS object exists, so
@@ -108,6 +108,24 @@ pub(crate) fn https_connector(
         .https_or_http()
         .enable_http1()
         .wrap_connector(http)
+}
+
+/// The API listener's configuration: its certificate chain and key.
+pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let chain = read_certs(cert)?;
+    let key_der = read_key(key)?;
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| {
+            format!(
+                "`{}` and `{}` are not a certificate and its key: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
 }
 
 /// Accepts every server certificate (`target.skip_verify`); handshake signatures are still

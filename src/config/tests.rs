@@ -92,6 +92,7 @@ fn expected_example() -> Config {
     Config {
         api: ApiConfig {
             listen: "127.0.0.1:9187".parse().unwrap(),
+            ..ApiConfig::default()
         },
         pipes: vec![PipeConfig {
             name: "shop".into(),
@@ -160,10 +161,22 @@ fn fixture_file_matches_example() {
 /// The configs shipped with the project (documentation, demo, container) stay loadable.
 #[test]
 fn shipped_configs_load() {
+    // The container's token is a compose secret, mounted where only the container has it.
+    let dir = TempDir::new();
+    let token = dir.write("api_token", "0123456789abcdef0123456789abcdef\n");
+    let secret = [(
+        "TRIBUTARY__API__TOKEN_FILE".to_owned(),
+        token.display().to_string(),
+    )];
     for name in ["example", "demo", "docker"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/{name}.toml"));
+        let env: &[(String, String)] = if name == "docker" { &secret } else { &[] };
         let config =
-            Config::load_with_env(&path, &[]).unwrap_or_else(|e| panic!("config/{name}.toml: {e}"));
+            Config::load_with_env(&path, env).unwrap_or_else(|e| panic!("config/{name}.toml: {e}"));
+        assert!(
+            config.api.exposure_problem().is_none(),
+            "config/{name}.toml would not start"
+        );
         assert!(!config.pipes.is_empty(), "config/{name}.toml has no pipe");
     }
 }
@@ -841,6 +854,73 @@ fn target_tls_needs_https() {
         assert!(
             e.contains("pipes[0].target") && e.contains(expected),
             "{keys}: {e}"
+        );
+    }
+}
+
+#[test]
+fn api_security_settings() {
+    let dir = TempDir::new();
+    dir.write("token", "0123456789abcdef0123456789abcdef\n");
+    let api = |section: &str| {
+        let path = dir.write("tributary.toml", &format!("[api]\n{section}\n{MINIMAL}"));
+        Config::load_with_env(&path, &[]).map(|c| c.api)
+    };
+    let open = api("listen = \"0.0.0.0:9187\"").unwrap();
+    assert!(open.token.is_none() && open.open_probes && !open.allow_unauthenticated);
+    let problem = open.exposure_problem().expect("refused");
+    assert!(
+        problem.contains("0.0.0.0:9187")
+            && problem.contains("api.token_file")
+            && problem.contains("api.allow_unauthenticated = true"),
+        "{problem}"
+    );
+    assert!(api("listen = \"[::1]:9187\"")
+        .unwrap()
+        .exposure_problem()
+        .is_none());
+    let opted_out = api("listen = \"0.0.0.0:9187\"\nallow_unauthenticated = true").unwrap();
+    assert!(opted_out.exposure_problem().is_none());
+
+    let secured = api(
+        "listen = \"0.0.0.0:9187\"\ntoken_file = \"token\"\nopen_probes = false\nallowed_origins = [\"https://ops.example.com:443/\"]\nmax_connections = 64",
+    )
+    .unwrap();
+    assert_eq!(
+        secured.token.as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(secured.token_file, Some(dir.0.join("token")));
+    assert!(secured.exposure_problem().is_none());
+    assert!(!secured.open_probes);
+    assert_eq!(secured.allowed_origins, ["https://ops.example.com"]);
+    assert_eq!(secured.max_connections, 64);
+    assert!(
+        !format!("{secured:?}").contains("0123456789abcdef"),
+        "Debug shows the token"
+    );
+
+    for (section, expected) in [
+        ("token = \"short\"", "5 characters long"),
+        ("token = \"0123456789abcdef 0123\"", "printable ASCII"),
+        (
+            "token = \"0123456789abcdef0123\"\ntoken_file = \"token\"",
+            "together with api.token_file",
+        ),
+        ("token_file = \"missing\"", "cannot be read"),
+        ("allowed_origins = [\"*\"]", "not an origin"),
+        (
+            "allowed_origins = [\"https://ops.example.com/path\"]",
+            "not an origin",
+        ),
+        ("tls_cert = \"token\"", "without api.tls_key"),
+        ("max_connections = 1", "out of range"),
+    ] {
+        let e = api(section).unwrap_err().to_string();
+        assert!(e.contains("api.") && e.contains(expected), "{section}: {e}");
+        assert!(
+            !e.contains("0123456789abcdef"),
+            "the error shows the token: {e}"
         );
     }
 }

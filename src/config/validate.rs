@@ -10,13 +10,23 @@ use config::{Map, Value, ValueKind};
 use url::Url;
 
 use super::{
-    read_password_file, redact_url, ApiConfig, Config, ConfigError, Flavor, Mode, OnSourceDrop,
-    PipeConfig, SnapshotConfig, SourceConfig, SourceTls, SslMode, SyncConfig, TableOptions,
-    TablesConfig, TargetConfig, DEFAULT_TARGET_NAME,
+    read_password_file, redact_url, ApiConfig, ApiTls, Config, ConfigError, Flavor, Mode,
+    OnSourceDrop, PipeConfig, SnapshotConfig, SourceConfig, SourceTls, SslMode, SyncConfig,
+    TableOptions, TablesConfig, TargetConfig, DEFAULT_TARGET_NAME, MIN_TOKEN_LEN,
 };
 
 const ROOT_KEYS: &[&str] = &["api", "pipes"];
-const API_KEYS: &[&str] = &["listen"];
+const API_KEYS: &[&str] = &[
+    "listen",
+    "token",
+    "token_file",
+    "open_probes",
+    "allow_unauthenticated",
+    "allowed_origins",
+    "tls_cert",
+    "tls_key",
+    "max_connections",
+];
 const PIPE_KEYS: &[&str] = &[
     "name", "mode", "source", "target", "tables", "snapshot", "sync",
 ];
@@ -351,7 +361,8 @@ impl<'a> Section<'a> {
         Ok(Some(base_dir.join(&s)))
     }
 
-    /// A file holding a secret: resolved against `base_dir`, checked readable.
+    /// A file holding a secret (password, token): resolved against `base_dir`, checked
+    /// readable.
     fn secret_file(
         &self,
         name: &str,
@@ -387,14 +398,102 @@ fn check_tls_file(key: &str, path: &Path, private_key: bool) -> Result<(), Confi
     result.map_err(|problem| invalid(key, path.display(), problem))
 }
 
-fn build_root(root: &Section<'_>, base_dir: &Path) -> Result<Config, ConfigError> {
-    let api_section = root.section("api", API_KEYS)?;
+fn build_api(a: &Section<'_>, base_dir: &Path) -> Result<ApiConfig, ConfigError> {
     let mut api = ApiConfig::default();
-    if let Some(s) = api_section.string("listen")? {
+    if let Some(s) = a.string("listen")? {
         api.listen = s.trim().parse().map_err(|_| {
-            invalid(api_section.key("listen"), &s, "is not a socket address (expected IP:port, e.g. \"127.0.0.1:9187\" or \"[::1]:9187\")")
+            invalid(a.key("listen"), &s, "is not a socket address (expected IP:port, e.g. \"127.0.0.1:9187\" or \"[::1]:9187\")")
         })?;
     }
+    let token_file = a.secret_file("token_file", base_dir, "the API token")?;
+    let (token, token_key) = match (a.string("token")?, &token_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                a.key("token"),
+                "***",
+                "is set together with api.token_file (expected one of them)",
+            ))
+        }
+        (Some(token), None) => (Some(token), a.key("token")),
+        (None, Some(path)) => (
+            Some(read_password_file(path).map_err(|e| {
+                invalid(
+                    a.key("token_file"),
+                    path.display(),
+                    format!("cannot be read: {e}"),
+                )
+            })?),
+            a.key("token_file"),
+        ),
+        (None, None) => (None, String::new()),
+    };
+    if let Some(token) = &token {
+        // A token is sent in a header: printable ASCII without spaces, and long.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(token_key, "***", "holds spaces or characters that are not printable ASCII (expected e.g. the output of `openssl rand -hex 32`)"));
+        }
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(invalid(token_key, "***", format!("is {} characters long (expected at least {MIN_TOKEN_LEN}, e.g. the output of `openssl rand -hex 32`)", token.len())));
+        }
+    }
+    api.token = token;
+    api.token_file = token_file;
+    if let Some(b) = a.bool("open_probes")? {
+        api.open_probes = b;
+    }
+    if let Some(b) = a.bool("allow_unauthenticated")? {
+        api.allow_unauthenticated = b;
+    }
+    for (i, origin) in a
+        .strings("allowed_origins")?
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let key = format!("{}[{i}]", a.key("allowed_origins"));
+        let expected =
+            "is not an origin (expected scheme://host[:port], e.g. \"https://ops.example.com\")";
+        let url = Url::parse(origin.trim()).map_err(|_| invalid(&key, origin, expected))?;
+        let serialized = url.origin().ascii_serialization();
+        if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || serialized == "null" {
+            return Err(invalid(&key, origin, expected));
+        }
+        api.allowed_origins.push(serialized);
+    }
+    let cert = a.path("tls_cert", base_dir, "the API's PEM certificate chain")?;
+    let key = a.path("tls_key", base_dir, "the API certificate's PEM private key")?;
+    api.tls = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            check_tls_file(&a.key("tls_cert"), &cert, false)?;
+            check_tls_file(&a.key("tls_key"), &key, true)?;
+            crate::tls::server_config(&cert, &key)
+                .map_err(|e| invalid(a.key("tls_cert"), cert.display(), e))?;
+            Some(ApiTls { cert, key })
+        }
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(invalid(
+                a.key("tls_cert"),
+                cert.display(),
+                "is set without api.tls_key (expected both, or neither for plain HTTP)",
+            ))
+        }
+        (None, Some(key)) => {
+            return Err(invalid(
+                a.key("tls_key"),
+                key.display(),
+                "is set without api.tls_cert (expected both, or neither for plain HTTP)",
+            ))
+        }
+    };
+    if let Some(n) = a.int("max_connections", 4, 10_000)? {
+        api.max_connections = n;
+    }
+    Ok(api)
+}
+
+fn build_root(root: &Section<'_>, base_dir: &Path) -> Result<Config, ConfigError> {
+    let api = build_api(&root.section("api", API_KEYS)?, base_dir)?;
     let items = match root.get("pipes").map(|v| &v.kind) {
         None => {
             return Err(ConfigError::Missing {

@@ -154,6 +154,7 @@ impl Servers {
         let text = format!(
             r#"[api]
 listen = "127.0.0.1:{api_port}"
+{api_extra}
 
 [[pipes]]
 name = "{name}"
@@ -184,6 +185,7 @@ batch_rows = {batch_rows}
 flush_interval = "{flush}"
 {extra}"#,
             api_port = pipe.api_port,
+            api_extra = pipe.api_extra,
             name = pipe.name,
             mode = pipe.mode,
             source = pipe.source_url.as_deref().unwrap_or(&self.mariadb_url),
@@ -204,6 +206,20 @@ flush_interval = "{flush}"
         );
         std::fs::write(&path, text).expect("write config");
         path
+    }
+
+    /// The workload's tables in the pipe's database, with `transactions` of its changes
+    /// (seeded by `seed`); returns a connection using that database.
+    pub async fn workload_tables(&self, pipe: &Pipe, seed: u64, transactions: usize) -> Conn {
+        let mut conn = self.mysql().await;
+        self.exec(&mut conn, &format!("CREATE DATABASE `{}`", pipe.db))
+            .await;
+        self.exec(&mut conn, &format!("USE `{}`", pipe.db)).await;
+        self.exec(&mut conn, workload::DDL).await;
+        workload::Workload::new(seed)
+            .run(&mut conn, transactions)
+            .await;
+        conn
     }
 
     /// Drops the test's databases on both servers.
@@ -265,7 +281,8 @@ pub struct Pipe {
     pub target_url: Option<String>,
     /// The source URL the daemon uses, when not the test server's own.
     pub source_url: Option<String>,
-    /// Lines added to `[pipes.source]` and `[pipes.target]`.
+    /// Lines added to `[api]`, `[pipes.source]` and `[pipes.target]`.
+    pub api_extra: String,
     pub source_extra: String,
     pub target_extra: String,
 }
@@ -287,6 +304,7 @@ impl Pipe {
             api_port: free_port(),
             target_url: None,
             source_url: None,
+            api_extra: String::new(),
             source_extra: String::new(),
             target_extra: String::new(),
         }
@@ -301,6 +319,7 @@ impl Pipe {
     pub fn api(&self) -> Api {
         Api {
             host: format!("127.0.0.1:{}", self.api_port),
+            headers: Vec::new(),
         }
     }
 }
@@ -317,6 +336,8 @@ pub fn free_port() -> u16 {
 /// A blocking client of the daemon's HTTP API (independent of the code under test).
 pub struct Api {
     host: String,
+    /// Extra request headers (`Authorization`, `Origin`, ...).
+    pub headers: Vec<(String, String)>,
 }
 
 /// An HTTP answer: status code and body.
@@ -346,9 +367,20 @@ impl Api {
     }
 
     pub fn request(&self, method: &str, path: &str, body: &str) -> Result<Answer, String> {
-        let (status, body) =
-            reqwest_lite::request(&self.host, method, path, body, Some("application/json"))?;
+        let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        headers.extend(self.headers.iter().cloned());
+        let (status, body) = reqwest_lite::request(&self.host, method, path, body, &headers)?;
         Ok(Answer { status, body })
+    }
+
+    /// The same API with `name: value` sent with every request.
+    pub fn with_header(&self, name: &str, value: &str) -> Api {
+        let mut headers = self.headers.clone();
+        headers.push((name.to_owned(), value.to_owned()));
+        Api {
+            host: self.host.clone(),
+            headers,
+        }
     }
 
     /// Waits until `GET path` answers `status`, returning the answer.
@@ -382,10 +414,28 @@ impl Daemon {
     }
 
     pub fn start_args(args: &[&str], config: &std::path::Path) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        command.args(args);
+        Daemon::spawn(command, config)
+    }
+
+    /// `run --config` with the process's open-file limit lowered to `limit` (the shell's
+    /// `ulimit -n`, then exec: the pid is the daemon's).
+    pub fn start_with_fd_limit(config: &std::path::Path, limit: u32) -> Daemon {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" run --config \"$1\""),
+            env!("CARGO_BIN_EXE_tributary"),
+            config.to_str().expect("utf-8 path"),
+        ]);
+        Daemon::spawn(command, config)
+    }
+
+    fn spawn(mut command: Command, config: &std::path::Path) -> Daemon {
         let log = config.with_extension(format!("{}.log", rand::random::<u16>()));
         let file = std::fs::File::create(&log).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-            .args(args)
+        let child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
@@ -744,6 +794,17 @@ impl Servers {
     }
 }
 
+/// One raw HTTP/1.0 exchange with the daemon at `host`, with exactly `headers`.
+pub fn reqwest_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(String, String)],
+) -> (u16, String) {
+    reqwest_lite::request(host, method, path, body, headers).expect("HTTP exchange")
+}
+
 /// Runs the tributary binary with `args`: its exit code, stdout and stderr.
 pub fn tributary(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
@@ -782,7 +843,7 @@ mod reqwest_lite {
         }
 
         pub fn post(&self, sql: &str) -> Result<String, String> {
-            let (status, body) = request(&self.host, "POST", "/?async_insert=0", sql, None)?;
+            let (status, body) = request(&self.host, "POST", "/?async_insert=0", sql, &[])?;
             if status == 200 {
                 Ok(body)
             } else {
@@ -797,13 +858,16 @@ mod reqwest_lite {
         method: &str,
         path: &str,
         body: &str,
-        content_type: Option<&str>,
+        headers: &[(String, String)],
     ) -> Result<(u16, String), String> {
         let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
         // HTTP/1.0: the body ends with the connection, no chunked encoding to undo.
+        let headers: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
         let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{}Content-Length: {}\r\n\r\n{body}",
-            content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n")),
+            "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         stream
