@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::workload::{Workload, DDL, TABLES};
+use support::workload::{Workload, TABLES};
 use support::{tls_servers, tributary, Daemon, Pipe, Servers, Tls};
 
 const WITHIN: Duration = Duration::from_secs(90);
@@ -32,16 +32,6 @@ fn https_target(tls: &Tls, ca_file: bool) -> (String, String) {
     (tls.https_url.clone(), extra)
 }
 
-/// The workload's tables, with rows, in the pipe's database of `s`.
-async fn source_tables(s: &Servers, pipe: &Pipe, transactions: usize) {
-    let mut conn = s.mysql().await;
-    s.exec(&mut conn, &format!("CREATE DATABASE `{}`", pipe.db))
-        .await;
-    s.exec(&mut conn, &format!("USE `{}`", pipe.db)).await;
-    s.exec(&mut conn, DDL).await;
-    Workload::new(41).run(&mut conn, transactions).await;
-}
-
 /// The pipe's last transition: (from, to, reason).
 fn last_transition(s: &Servers, pipe: &Pipe) -> (String, String, String) {
     let row = s.ch(&format!(
@@ -60,7 +50,7 @@ async fn verify_identity_and_an_https_target_replicate_equal() {
     let Some(tls) = tls_servers() else { return };
     let s = &tls.servers;
     let mut pipe = Pipe::new("tlsok");
-    source_tables(s, &pipe, 300).await;
+    s.workload_tables(&pipe, 41, 300).await;
     // The client certificate's user: the server refuses it without the certificate.
     pipe.source_url = Some(s.mariadb_url.replace("root:", "tributary_x509:"));
     pipe.source_extra = format!(
@@ -116,7 +106,7 @@ async fn the_wrong_ca_fails_in_provisioning_naming_the_certificate() {
     let Some(tls) = tls_servers() else { return };
     let s = &tls.servers;
     let mut pipe = Pipe::new("tlsca");
-    source_tables(s, &pipe, 10).await;
+    s.workload_tables(&pipe, 41, 10).await;
     pipe.source_extra = verify_identity(&tls, "other-ca.pem");
     let config = s.config(&pipe, "");
     let cfg = config.to_str().expect("path");
@@ -162,7 +152,7 @@ async fn ssl_mode_disabled_against_require_secure_transport_fails_clearly() {
     let Some(tls) = tls_servers() else { return };
     let s = &tls.servers;
     let mut pipe = Pipe::new("tlsoff");
-    source_tables(s, &pipe, 10).await;
+    s.workload_tables(&pipe, 41, 10).await;
     pipe.source_extra = "ssl_mode = \"disabled\"".into();
     let config = s.config(&pipe, "");
     let started = Instant::now();
@@ -200,7 +190,7 @@ async fn an_https_target_without_its_ca_fails_clearly() {
     let Some(tls) = tls_servers() else { return };
     let s = &tls.servers;
     let mut pipe = Pipe::new("tlsch");
-    source_tables(s, &pipe, 10).await;
+    s.workload_tables(&pipe, 41, 10).await;
     pipe.source_extra = verify_identity(&tls, "ca.pem");
     let (url, extra) = https_target(&tls, false);
     pipe.target_url = Some(url.clone());
@@ -260,7 +250,7 @@ async fn modes_decide_what_is_checked() {
     let Some(tls) = tls_servers() else { return };
     let plain = support::servers().expect("servers");
     let pipe = Pipe::new("tlsmodes");
-    source_tables(&plain, &pipe, 1).await;
+    plain.workload_tables(&pipe, 41, 1).await;
     let check = |source_url: &str, source_extra: &str| {
         let mut p = Pipe::new("tlsmodes");
         p.db = pipe.db.clone();
