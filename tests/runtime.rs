@@ -303,9 +303,11 @@ async fn a_stalled_pipe_says_so_and_its_lag_grows() {
     assert!(why.contains("no change applied"), "{why}");
     assert!(st["last_error"].as_str().is_some(), "{st}");
     assert_eq!(st["state"], "Running", "{st}");
-    // The lag keeps growing while nothing is applied, with sub-second resolution.
+    // The lag keeps growing while nothing is applied, with sub-second resolution. It is
+    // published once a second: 2.5 s apart, two readings are at least two publications (about
+    // 2 s of lag) apart whatever their phase; 1.5 s could be one publication minus jitter.
     let first = st["lag_seconds"].as_f64().expect("lag while stalled");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let later = status(&pipe)["lag_seconds"].as_f64().expect("lag");
     assert!(later >= first + 1.0, "lag {first} then {later}");
     assert!(
