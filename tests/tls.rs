@@ -239,6 +239,22 @@ async fn an_https_target_without_its_ca_fails_clearly() {
         daemon.log_text()
     );
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(1));
+
+    // The escape hatch: no verification, said at every start.
+    pipe.target_extra.push_str("\nskip_verify = true");
+    let config = s.config(&pipe, "");
+    let (code, stdout, stderr) = tributary(&["check", "--config", config.to_str().expect("path")]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "PASS target: {url} (TLS, certificate NOT verified: target.skip_verify = true)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("WARN") && stderr.contains("target.skip_verify = true"),
+        "{stderr}"
+    );
     s.cleanup(&pipe).await;
 }
 
