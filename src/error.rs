@@ -42,6 +42,12 @@ pub(crate) enum Error {
         url: String,
         source: Box<mysql_async::Error>,
     },
+    #[error("source `{url}`: TLS with ssl_mode = {mode}: {problem}")]
+    SourceTls {
+        url: String,
+        mode: crate::config::SslMode,
+        problem: String,
+    },
     #[error("source answered `{query}` in a way tributary cannot read: {detail}")]
     SourceRow { query: String, detail: String },
     #[error("ClickHouse `{url}`: {message}")]
@@ -50,6 +56,8 @@ pub(crate) enum Error {
         message: String,
         transient: bool,
     },
+    #[error("ClickHouse `{url}`: TLS: {problem}")]
+    TargetTls { url: String, problem: String },
     #[error("{0}")]
     State(String),
 }
@@ -85,6 +93,7 @@ impl Error {
             Error::PositionPurged { .. } => "position_purged",
             Error::Source { .. } | Error::SourceRow { .. } => "source",
             Error::Target { .. } => "target",
+            Error::SourceTls { .. } | Error::TargetTls { .. } => "tls",
             Error::State(_) => "state",
         }
     }

@@ -17,6 +17,7 @@ mod source;
 mod state;
 #[cfg(test)]
 mod test_servers;
+mod tls;
 
 fn main() -> std::process::ExitCode {
     cli::main()

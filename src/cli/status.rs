@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{api_url, DEFAULT_API};
-use crate::api::client::ApiClient;
+use crate::api::client::{ApiClient, Endpoint};
 use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig};
 use crate::state::{Progress, StateStore, Transition};
@@ -112,16 +111,19 @@ impl From<ApiPipe> for View {
     }
 }
 
+/// The status of the pipes, from the API at `api`; with `probe`, only if it answers quickly,
+/// the config's state store being read otherwise.
 pub(super) async fn status(
     config: Option<Config>,
-    api: Option<String>,
+    api: Endpoint,
+    probe: bool,
     only: Option<String>,
     json: bool,
 ) -> ExitCode {
-    let views = match (&config, api) {
-        (_, Some(url)) => from_api(&url, API_TIMEOUT).await.map(Some),
-        (None, None) => from_api(DEFAULT_API, API_TIMEOUT).await.map(Some),
-        (Some(c), None) => Ok(from_api(&api_url(c.api.listen), PROBE_TIMEOUT).await.ok()),
+    let views = if probe {
+        Ok(from_api(&api, PROBE_TIMEOUT).await.ok())
+    } else {
+        from_api(&api, API_TIMEOUT).await.map(Some)
     };
     let views = match views {
         Ok(v) => v,
@@ -187,8 +189,8 @@ pub(super) async fn status(
     code
 }
 
-async fn from_api(url: &str, timeout: Duration) -> Result<Vec<View>, String> {
-    let client = ApiClient::new(url, timeout)?;
+async fn from_api(api: &Endpoint, timeout: Duration) -> Result<Vec<View>, String> {
+    let client = ApiClient::new(api, timeout)?;
     let reply = client.get("/v1/pipes").await?;
     if !reply.ok() {
         return Err(format!(

@@ -28,6 +28,23 @@ impl Recorder {
             }
         }
         self.store.record_transition(self.state, to, reason).await?;
+        self.show(to, reason);
+        Ok(())
+    }
+
+    /// Moves the pipe to Failed. Unlike the other states it is shown (status, metrics) even
+    /// when the state store cannot record it: an unreachable or untrusted target is often the
+    /// very reason, and a pipe that failed must never look like one still starting.
+    pub async fn fail(&mut self, reason: &str) -> Result<()> {
+        let stored = self
+            .store
+            .record_transition(self.state, PipeState::Failed, reason)
+            .await;
+        self.show(PipeState::Failed, reason);
+        stored
+    }
+
+    fn show(&mut self, to: PipeState, reason: &str) {
         crate::metrics::state(&self.pipe, to.as_str());
         self.handle.update(|s| {
             s.state = to.as_str().to_owned();
@@ -38,6 +55,5 @@ impl Recorder {
         });
         info!(pipe = %self.pipe, from = self.state.map(PipeState::as_str).unwrap_or("-"), to = to.as_str(), reason, "state");
         self.state = Some(to);
-        Ok(())
     }
 }

@@ -5,7 +5,7 @@
 
 use mysql_async::prelude::Queryable;
 
-use crate::config::{Flavor, SourceConfig};
+use crate::config::{Flavor, SourceConfig, SourceTls};
 use crate::ddl::{classify, Ddl, Defaults};
 use crate::source::{introspect, ServerFlavor, Source};
 
@@ -35,6 +35,7 @@ async fn statements_and_show_create_table_parse_to_what_information_schema_says(
         server_id: None,
         flavor: Flavor::Auto,
         password_file: None,
+        tls: SourceTls::default(),
     };
     let source = Source::connect(&cfg).await.expect("connect");
     assert_eq!(source.flavor, ServerFlavor::Mariadb);
