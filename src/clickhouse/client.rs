@@ -8,19 +8,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::config::TargetConfig;
-use crate::error::{Error, Result};
-
-/// ClickHouse error codes a retry can cure: overload, timeouts, a table being dropped/created
-/// by a concurrent DDL, a restarting server.
-const TRANSIENT_CODES: &[u32] = &[
-    159, // TIMEOUT_EXCEEDED
-    202, // TOO_MANY_SIMULTANEOUS_QUERIES
-    209, // SOCKET_TIMEOUT
-    210, // NETWORK_ERROR
-    241, // MEMORY_LIMIT_EXCEEDED
-    252, // TOO_MANY_PARTS
-    394, // QUERY_WAS_CANCELLED
-];
+use crate::error::{Error, Result, TargetCause};
 
 #[derive(Clone)]
 pub(crate) struct Target {
@@ -33,7 +21,7 @@ pub(crate) type Params<'a> = &'a [(&'a str, &'a str)];
 
 impl Target {
     pub fn new(cfg: &TargetConfig) -> Result<Target> {
-        let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
+        let password = cfg.password()?;
         let url = cfg.url.as_str().trim_end_matches('/').to_owned();
         // Compressing bodies costs CPU on both ends; it pays across a network, not on loopback.
         let loopback = match cfg.url.host() {
@@ -70,17 +58,18 @@ impl Target {
 
     fn error(&self, err: clickhouse::error::Error) -> Error {
         let message = err.to_string();
-        let transient = match &err {
-            clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => true,
-            clickhouse::error::Error::BadResponse(text) => error_code(text)
-                .map(|code| TRANSIENT_CODES.contains(&code))
-                .unwrap_or(true),
-            _ => false,
+        let cause = match &err {
+            clickhouse::error::Error::Network(_) => TargetCause::Network,
+            clickhouse::error::Error::TimedOut => TargetCause::TimedOut,
+            clickhouse::error::Error::BadResponse(text) => TargetCause::Server {
+                code: error_code(text),
+            },
+            _ => TargetCause::Client,
         };
         Error::Target {
             url: self.url.clone(),
             message,
-            transient,
+            cause,
         }
     }
 
@@ -132,7 +121,7 @@ impl Target {
                 serde_json::from_slice(line).map_err(|e| Error::Target {
                     url: self.url.clone(),
                     message: format!("unexpected answer to `{sql}`: {e}"),
-                    transient: false,
+                    cause: TargetCause::Answer,
                 })
             })
             .collect()

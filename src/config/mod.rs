@@ -404,17 +404,16 @@ impl Config {
             path: path.to_owned(),
             source: Arc::new(e),
         })?;
-        let mut root =
-            Format::parse(&FileFormat::Toml, None, &text).map_err(|e| {
-                // A number too large for the config crate: name its key.
-                match oversized_number(&text) {
-                    Some(err) => err,
-                    None => ConfigError::Parse {
-                        path: path.to_owned(),
-                        message: toml_error_summary(&e.to_string()),
-                    },
-                }
-            })?;
+        let mut root = Format::parse(&FileFormat::Toml, None, &text).map_err(|e| {
+            // A number too large for the config crate: name its key.
+            match oversized_number(&text) {
+                Some(err) => err,
+                None => ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: toml_error_summary(&e.to_string()),
+                },
+            }
+        })?;
         let mut vars: Vec<&(String, String)> = env
             .iter()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
@@ -435,19 +434,21 @@ impl Config {
 fn oversized_number(text: &str) -> Option<ConfigError> {
     fn walk(path: &str, value: &toml::de::DeValue<'_>) -> Option<ConfigError> {
         match value {
-            toml::de::DeValue::Integer(n) => i64::from_str_radix(n.as_str(), n.radix())
-                .err()
-                .map(|_| ConfigError::Invalid {
-                    key: path.to_owned(),
-                    value: n.as_str().to_owned(),
-                    problem: format!(
-                        "is out of range (expected an integer of at most {})",
-                        i64::MAX
-                    ),
-                }),
-            toml::de::DeValue::Table(table) => table.iter().find_map(|(k, v)| {
-                walk(&validate::join(path, k.get_ref()), v.get_ref())
-            }),
+            toml::de::DeValue::Integer(n) => {
+                i64::from_str_radix(n.as_str(), n.radix())
+                    .err()
+                    .map(|_| ConfigError::Invalid {
+                        key: path.to_owned(),
+                        value: n.as_str().to_owned(),
+                        problem: format!(
+                            "is out of range (expected an integer of at most {})",
+                            i64::MAX
+                        ),
+                    })
+            }
+            toml::de::DeValue::Table(table) => table
+                .iter()
+                .find_map(|(k, v)| walk(&validate::join(path, k.get_ref()), v.get_ref())),
             toml::de::DeValue::Array(items) => items
                 .iter()
                 .enumerate()

@@ -22,13 +22,14 @@ use tracing::{info, warn};
 
 use super::reload::Load;
 use super::resync::SUFFIX;
+use super::retry::{self, Retry};
 use crate::binlog::events::Decoder;
 use crate::binlog::feed::Feed;
 use crate::binlog::stream::BinlogStream;
 use crate::clickhouse::ddl::insert_sql;
 use crate::clickhouse::Target;
 use crate::config::PipeConfig;
-use crate::error::{backoff, Result};
+use crate::error::Result;
 use crate::pipe::batch::{Batch, Op};
 use crate::pipe::control::{Command, PipeHandle, Request};
 use crate::pipe::health::Moment;
@@ -37,14 +38,14 @@ use crate::pipe::recorder::Recorder;
 use crate::schema::TablePlan;
 use crate::snapshot::{self, Changed};
 use crate::source::{ServerFlavor, Source};
-use crate::state::{Checkpoint, StateStore};
+use crate::state::{Checkpoint, ClickHouseStore, StateStore};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 pub(crate) struct Cdc<'a> {
     pub cfg: &'a PipeConfig,
     pub source: &'a Source,
     pub target: &'a Target,
-    pub store: &'a StateStore,
+    pub store: &'a ClickHouseStore,
     pub handle: &'a PipeHandle,
     pub server_id: u32,
     /// Hand back [`Exit::Reload`] once the checkpoint reaches this position.
@@ -86,9 +87,13 @@ impl Cdc<'_> {
         commands: &mut mpsc::Receiver<Request>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Exit> {
-        let mut attempt = 0u32;
+        let retry = Retry {
+            message: Some("replication interrupted; resuming from the last checkpoint"),
+            ..Retry::step(&self.cfg.name, self.handle, "replication")
+        };
+        let mut attempts = retry.attempts();
         loop {
-            match self
+            let error = match self
                 .stream_once(plans, checkpoint, recorder, commands, &mut shutdown)
                 .await
             {
@@ -100,25 +105,18 @@ impl Cdc<'_> {
                         .await?
                     {
                         Some(exit) => return Ok(exit),
-                        None => attempt = 0,
+                        None => attempts = retry.attempts(),
                     }
+                    continue;
                 }
-                Err(e) if e.is_transient() => {
-                    let wait = backoff(attempt);
-                    attempt += 1;
-                    crate::metrics::retry(&self.cfg.name, "replication");
-                    warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, attempt, "replication interrupted; resuming from the last checkpoint");
-                    self.handle
-                        .health(|h| h.failed("replication", &e.to_string()));
-                    if let Some(behind) = self.source_ahead_of(&checkpoint.position).await {
-                        self.handle.health(|h| h.behind(behind, Moment::now()));
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return Ok(Exit::Shutdown),
-                    }
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            let delay = attempts.failed(error)?;
+            if let Some(behind) = self.source_ahead_of(&checkpoint.position).await {
+                self.handle.health(|h| h.behind(behind, Moment::now()));
+            }
+            if !retry::sleep_unless_shutdown(delay, &shutdown).await {
+                return Ok(Exit::Shutdown);
             }
         }
     }
@@ -262,11 +260,8 @@ impl Cdc<'_> {
                         // their rows leave the plans here.
                         plans.retain(|p| !isolated.contains(&p.def.qualified()));
                         isolated.clear();
-                        let next = Checkpoint {
-                            seq: checkpoint.seq + 1,
-                            position: change.position.clone(),
-                            next_version: checkpoint.next_version,
-                        };
+                        let next = checkpoint
+                            .advance(change.position.clone(), checkpoint.next_version);
                         self.store.save_checkpoint(&next).await?;
                         *checkpoint = next;
                         *inserts_ref = self.insert_targets(plans).await?;
@@ -358,21 +353,24 @@ impl Cdc<'_> {
             handle: self.handle,
             pipe: &self.cfg.name,
         };
-        let mut attempt = 0;
-        loop {
-            match snapshot::load_tables(&loader, &[&load.plan], &shutdown).await {
-                Err(e) if e.is_transient() => {
-                    let wait = backoff(attempt);
-                    attempt += 1;
-                    crate::metrics::retry(&self.cfg.name, "reload");
-                    warn!(pipe = %self.cfg.name, table = %load.plan.def.qualified(), error = %e, retry_in = ?wait, "reload interrupted; resuming it");
-                    let step = format!("reload of {}", load.plan.def.qualified());
-                    self.handle.health(|h| h.failed(&step, &e.to_string()));
-                    tokio::time::sleep(wait).await;
-                }
-                other => return (load, other),
-            }
-        }
+        let step = format!("reload of {}", load.plan.def.qualified());
+        let retry = Retry {
+            what: "reload",
+            step: &step,
+            message: Some("reload interrupted; resuming it"),
+            max_retries: None,
+            pipe: &self.cfg.name,
+            handle: self.handle,
+        };
+        let plans = [&load.plan];
+        let loaded = retry
+            .run(
+                || snapshot::load_tables(&loader, &plans, &shutdown),
+                retry::sleep,
+            )
+            .await;
+        // Never stopped by the wait (which always goes on): `None` is not an answer here.
+        (load, loaded.map(Option::flatten))
     }
 
     /// Whether the source has written past `position` (`None`: it could not be asked in
@@ -427,11 +425,7 @@ impl Cdc<'_> {
         self.handle.health(|h| h.behind(true, Moment::now()));
         let started = Instant::now();
         let changes = self.write(tables, plans, inserts).await?;
-        let next = Checkpoint {
-            seq: checkpoint.seq + 1,
-            position,
-            next_version,
-        };
+        let next = checkpoint.advance(position, next_version);
         self.retry(|| self.store.save_checkpoint(&next)).await?;
         *checkpoint = next;
         crate::metrics::flush_seconds(&self.cfg.name, started.elapsed().as_secs_f64());
@@ -502,31 +496,18 @@ impl Cdc<'_> {
         Ok(changes)
     }
 
-    async fn retry<F, Fut>(&self, mut op: F) -> Result<()>
+    /// Retries a ClickHouse write: a busy target slows the pipe down, up to
+    /// [`MAX_WRITE_RETRIES`], then the session restarts from the checkpoint.
+    async fn retry<F, Fut>(&self, op: F) -> Result<()>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
-        let mut attempt = 0;
-        loop {
-            match op().await {
-                Err(e) if e.is_transient() && attempt < MAX_WRITE_ATTEMPTS => {
-                    let wait = backoff(attempt);
-                    crate::metrics::retry(&self.cfg.name, WRITE_STEP);
-                    warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "ClickHouse write failed; retrying");
-                    self.handle.health(|h| h.failed(WRITE_STEP, &e.to_string()));
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                }
-                Ok(()) => {
-                    if attempt > 0 {
-                        self.handle.health(|h| h.succeeded(WRITE_STEP));
-                    }
-                    return Ok(());
-                }
-                other => return other,
-            }
-        }
+        let retry = Retry {
+            max_retries: Some(MAX_WRITE_RETRIES),
+            ..Retry::step(&self.cfg.name, self.handle, WRITE_STEP)
+        };
+        retry.run(op, retry::sleep).await.map(|_| ())
     }
 }
 
@@ -554,6 +535,6 @@ fn verification_timer() -> tokio::time::Interval {
     timer
 }
 
-/// Attempts of one write before the session restarts from the checkpoint (about 10 minutes of
+/// Retries of one write before the session restarts from the checkpoint (about 10 minutes of
 /// backoff: a ClickHouse restart or a long overload).
-const MAX_WRITE_ATTEMPTS: u32 = 25;
+const MAX_WRITE_RETRIES: u32 = 25;

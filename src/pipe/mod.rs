@@ -16,6 +16,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod recorder;
 mod reload;
 mod resync;
+mod retry;
 mod schema_change;
 
 use std::future::Future;
@@ -29,12 +30,12 @@ use crate::clickhouse::ddl::{create_database_sql, create_table_sql, ident};
 use crate::clickhouse::Target;
 use crate::config::{Mode, PipeConfig};
 use crate::ddl::clickhouse::truncate_sql;
-use crate::error::{backoff, Error, Result};
+use crate::error::{Error, Result};
 use crate::metrics;
 use crate::schema::TablePlan;
 use crate::snapshot;
 use crate::source::{introspect, preflight, Source};
-use crate::state::{Checkpoint, Reload, StateStore};
+use crate::state::{Checkpoint, ClickHouseStore, Reload, StateStore};
 use control::{Command, PipeHandle, Request};
 use lifecycle::PipeState;
 use recorder::Recorder;
@@ -59,7 +60,7 @@ enum Drive {
 
 struct Runner {
     cfg: PipeConfig,
-    store: StateStore,
+    store: ClickHouseStore,
     target: Target,
     recorder: Recorder,
     shutdown: watch::Receiver<bool>,
@@ -87,7 +88,7 @@ pub(crate) async fn run(
             return Outcome::Failed;
         }
     };
-    let store = StateStore::new(target.clone(), &cfg.target.state_database, &cfg.name);
+    let store = ClickHouseStore::new(target.clone(), &cfg.target.state_database, &cfg.name);
     handle.health(|h| {
         h.limits = health::Limits {
             attempts: cfg.sync.stall_attempts,
@@ -208,51 +209,24 @@ impl Runner {
 
     /// Retries a step while its error is transient (a server still starting), answering
     /// operator commands meanwhile with a refusal that says what the pipe is doing.
-    async fn patiently<T, F, Fut>(&self, what: &str, mut op: F) -> Result<Option<T>>
+    async fn patiently<T, F, Fut>(&self, what: &str, op: F) -> Result<Option<T>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut attempt = 0;
-        let mut shutdown = self.shutdown.clone();
         let mut commands = self.commands.lock().await;
         let state = self.recorder.state.map_or("starting", PipeState::as_str);
-        let refuse = |request: Request| {
-            let _ = request.reply.send(Err(format!(
-                "the pipe is {state} ({what}); commands are taken once it is Running"
-            )));
-        };
+        let retry = retry::Retry::step(&self.cfg.name, &self.handle, what);
+        let work = retry.run(op, |d| retry::sleep_unless_shutdown(d, &self.shutdown));
+        tokio::pin!(work);
         loop {
-            let step = op();
-            tokio::pin!(step);
-            let result = loop {
-                tokio::select! {
-                    result = &mut step => break result,
-                    Some(request) = commands.recv() => refuse(request),
+            tokio::select! {
+                result = &mut work => return result,
+                Some(request) = commands.recv() => {
+                    let _ = request.reply.send(Err(format!(
+                        "the pipe is {state} ({what}); commands are taken once it is Running"
+                    )));
                 }
-            };
-            match result {
-                Ok(v) => {
-                    self.handle.health(|h| h.succeeded(what));
-                    return Ok(Some(v));
-                }
-                Err(e) if e.is_transient() => {
-                    let wait = backoff(attempt);
-                    attempt += 1;
-                    metrics::retry(&self.cfg.name, what);
-                    warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "{what} failed; retrying");
-                    self.handle.health(|h| h.failed(what, &e.to_string()));
-                    let sleep = tokio::time::sleep(wait);
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            _ = &mut sleep => break,
-                            _ = shutdown.changed() => return Ok(None),
-                            Some(request) = commands.recv() => refuse(request),
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
             }
         }
     }
@@ -399,7 +373,12 @@ impl Runner {
             };
             let plan = match stored {
                 Some(stored) => {
-                    TablePlan::selected(stored, &self.cfg.tables).map_err(Error::State)?
+                    TablePlan::selected(stored, &self.cfg.tables).map_err(|reason| {
+                        Error::Unplannable {
+                            table: table.clone(),
+                            reason,
+                        }
+                    })?
                 }
                 None => {
                     self.store.save_definition(&plan.def, seq).await?;
@@ -479,11 +458,7 @@ impl Runner {
                 // cdc_only: replicate from the source's current position.
                 let mut conn = source.conn().await?;
                 let position = source.current_position(&mut conn).await?;
-                let cp = Checkpoint {
-                    seq: 1,
-                    position,
-                    next_version: 1,
-                };
+                let cp = Checkpoint::start(None, position);
                 self.store.save_checkpoint(&cp).await?;
                 cp
             }
@@ -617,7 +592,9 @@ impl Runner {
         checkpoint: &Checkpoint,
     ) -> Result<String> {
         if plans.iter().any(|p| p.def.qualified() == table) {
-            return Err(Error::State(format!("{table} is already replicated")));
+            return Err(Error::AlreadyReplicated {
+                table: table.to_owned(),
+            });
         }
         let (db, name) = table.split_once('.').unwrap_or((table, ""));
         let outside = !self.cfg.tables.matches(db, name);
@@ -642,13 +619,19 @@ impl Runner {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::State(format!("{table} could not be set up")))?;
+            .ok_or_else(|| Error::Bug {
+                detail: format!("{table} could not be set up"),
+            })?;
         let store = self.store.clone();
         let mut cp = Some(checkpoint.clone());
         if self.cfg.mode != Mode::CdcOnly {
             match self.snapshot(&store, source, &[&plan], &mut cp).await? {
                 Some(changed) => unchanged(&changed)?,
-                None => return Err(Error::State(format!("stopped while loading {table}"))),
+                None => {
+                    return Err(Error::StoppedWhileLoading {
+                        table: table.to_owned(),
+                    })
+                }
             }
         }
         self.store.save_override(table, true).await?;
@@ -686,11 +669,16 @@ impl Runner {
     /// The plan of `db.table` from its current definition in the source.
     async fn current_plan(&self, source: &Source, table: &str) -> Result<TablePlan> {
         let Some((db, name)) = table.split_once('.') else {
-            return Err(Error::State(format!("`{table}` is not a `db.table` name")));
+            return Err(Error::NotATableName {
+                name: table.to_owned(),
+            });
         };
         let mut conn = source.conn().await?;
         let def = introspect::table_def(source, &mut conn, db, name).await?;
-        TablePlan::selected(def, &self.cfg.tables).map_err(Error::State)
+        TablePlan::selected(def, &self.cfg.tables).map_err(|reason| Error::Unplannable {
+            table: table.to_owned(),
+            reason,
+        })
     }
 
     /// Modifying: stops replicating `table`; its target table is kept unless `drop_target`.
@@ -701,9 +689,9 @@ impl Runner {
         drop_target: bool,
     ) -> Result<String> {
         let Some(i) = plans.iter().position(|p| p.def.qualified() == table) else {
-            return Err(Error::State(format!(
-                "{table} is not replicated by this pipe"
-            )));
+            return Err(Error::NotReplicated {
+                table: table.to_owned(),
+            });
         };
         self.recorder
             .enter(PipeState::Modifying, &format!("removing {table}"))
@@ -739,7 +727,7 @@ impl Runner {
     /// partitions.
     async fn snapshot(
         &mut self,
-        store: &StateStore,
+        store: &ClickHouseStore,
         source: &Source,
         pending: &[&TablePlan],
         checkpoint: &mut Option<Checkpoint>,
@@ -779,11 +767,7 @@ impl Runner {
             return Ok(None);
         }
         if checkpoint.is_none() {
-            let cp = Checkpoint {
-                seq: 1,
-                position: start,
-                next_version: 1,
-            };
+            let cp = Checkpoint::start(None, start);
             store.save_checkpoint(&cp).await?;
             *checkpoint = Some(cp);
         }
@@ -796,10 +780,10 @@ impl Runner {
 fn unchanged(changed: &[snapshot::Changed]) -> Result<()> {
     match changed.first() {
         None => Ok(()),
-        Some(c) => Err(Error::State(format!(
-            "{} changed in the source while it was loaded ({}); ask again once the change is replicated",
-            c.table, c.error
-        ))),
+        Some(c) => Err(Error::ChangedWhileLoaded {
+            table: c.table.clone(),
+            detail: c.error.clone(),
+        }),
     }
 }
 

@@ -5,10 +5,10 @@ use tracing::info;
 use super::control::PipeHandle;
 use super::lifecycle::PipeState;
 use crate::error::{Error, Result};
-use crate::state::StateStore;
+use crate::state::{ClickHouseStore, StateStore};
 
 pub(crate) struct Recorder {
-    pub store: StateStore,
+    pub store: ClickHouseStore,
     pub handle: PipeHandle,
     pub pipe: String,
     pub state: Option<PipeState>,
@@ -20,11 +20,10 @@ impl Recorder {
     pub async fn enter(&mut self, to: PipeState, reason: &str) -> Result<()> {
         if let Some(from) = self.state {
             if !from.can_move_to(to) {
-                return Err(Error::State(format!(
-                    "internal error: transition {} → {} is not allowed",
-                    from.as_str(),
-                    to.as_str()
-                )));
+                return Err(Error::IllegalTransition {
+                    from: from.as_str(),
+                    to: to.as_str(),
+                });
             }
         }
         self.store.record_transition(self.state, to, reason).await?;

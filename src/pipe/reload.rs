@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::schema::TablePlan;
 use crate::snapshot::Changed;
 use crate::source::Source;
-use crate::state::{Checkpoint, Reload};
+use crate::state::{Checkpoint, Reload, StateStore};
 
 /// A table being loaded into its copy alongside CDC.
 #[derive(Debug, Clone)]
@@ -53,9 +53,9 @@ impl Runner {
                 .iter()
                 .any(|(t, reason)| t == table && !reason.is_empty());
         if !replicated {
-            return Err(Error::State(format!(
-                "{table} is not replicated by this pipe"
-            )));
+            return Err(Error::NotReplicated {
+                table: table.to_owned(),
+            });
         }
         self.recorder
             .enter(PipeState::Modifying, &format!("reloading {table}"))
@@ -108,7 +108,9 @@ impl Runner {
             .enter(PipeState::Modifying, &format!("swapping in {table}"))
             .await?;
         let Some(plan) = plans.iter_mut().find(|p| p.def.qualified() == table) else {
-            return Err(Error::State(format!("{table} has no plan to swap in")));
+            return Err(Error::Bug {
+                detail: format!("{table} has no plan to swap in"),
+            });
         };
         let copy = plan.target.clone();
         let live_name = copy.strip_suffix(SUFFIX).unwrap_or(&copy).to_owned();

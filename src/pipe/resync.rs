@@ -13,7 +13,7 @@ use crate::clickhouse::ddl::{create_table_sql, ident};
 use crate::error::{Error, Result};
 use crate::schema::TablePlan;
 use crate::source::Source;
-use crate::state::{Checkpoint, Progress};
+use crate::state::{Checkpoint, Progress, StateStore};
 
 /// Suffix of the copies a resync or a table reload loads before swapping them in.
 pub(super) const SUFFIX: &str = "_resync";
@@ -79,7 +79,9 @@ impl Runner {
         }
         let start = start
             .or(store.checkpoint().await?)
-            .ok_or_else(|| Error::State("resync finished without a snapshot position".into()))?;
+            .ok_or_else(|| Error::Bug {
+                detail: "resync finished without a snapshot position".into(),
+            })?;
         for (plan, shadow) in plans.iter().zip(&shadows) {
             let marker = format!("swap:{}", plan.def.qualified());
             if store.progress(&marker).await?.done {
@@ -108,11 +110,7 @@ impl Runner {
             self.adopt_load(&store, &plan.def.qualified()).await?;
         }
         let previous = self.store.checkpoint().await?;
-        let checkpoint = Checkpoint {
-            seq: previous.as_ref().map_or(1, |c| c.seq + 1),
-            position: start.position,
-            next_version: previous.map_or(1, |c| c.next_version),
-        };
+        let checkpoint = Checkpoint::start(previous.as_ref(), start.position);
         self.store.save_checkpoint(&checkpoint).await?;
         self.resync_requested = false;
         Ok(Some(checkpoint))
@@ -122,7 +120,7 @@ impl Runner {
     /// `reload`) copied, so that a restart does not load it again; returns those rows.
     pub(super) async fn adopt_load(
         &self,
-        reload: &crate::state::StateStore,
+        reload: &crate::state::ClickHouseStore,
         table: &str,
     ) -> Result<u64> {
         let loaded = reload.progress(table).await?;

@@ -20,7 +20,7 @@ use crate::ddl::{self, CreateTable, Ddl, Defaults};
 use crate::error::Result;
 use crate::pipe::control::PipeHandle;
 use crate::schema::{TableDef, TablePlan};
-use crate::state::{Reload, StateStore};
+use crate::state::{ClickHouseStore, Reload, StateStore};
 
 /// What became of one table.
 enum Outcome {
@@ -440,7 +440,7 @@ impl Cdc<'_> {
 /// Takes `table` of pipe `pipe` out of replication with `reason`: stored (a restart keeps it
 /// out), shown in its status, counted in the metrics and logged.
 pub(super) async fn isolate_table(
-    store: &StateStore,
+    store: &ClickHouseStore,
     handle: &PipeHandle,
     pipe: &str,
     table: &str,

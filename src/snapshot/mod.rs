@@ -76,11 +76,11 @@ pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> 
 }
 
 /// What loading tables needs besides the tables themselves.
-pub(crate) struct Loader<'a> {
+pub(crate) struct Loader<'a, S> {
     pub source: &'a Source,
     pub target: &'a Target,
     pub target_db: &'a str,
-    pub store: &'a StateStore,
+    pub store: &'a S,
     pub rows_per_partition: u64,
     pub parallelism: usize,
     pub tables_in_parallel: usize,
@@ -102,8 +102,8 @@ pub(crate) struct Changed {
 
 /// How loading tables ended: `None` if stopped by shutdown first, else the tables that
 /// changed under their load (the others are loaded).
-pub(crate) async fn load_tables(
-    loader: &Loader<'_>,
+pub(crate) async fn load_tables<S: StateStore>(
+    loader: &Loader<'_, S>,
     plans: &[&TablePlan],
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Option<Vec<Changed>>> {
@@ -159,7 +159,12 @@ struct TableProgress {
 impl TableProgress {
     /// Stores the table's progress (rows so far, and whether it is done) in the state and in
     /// the pipe's status.
-    async fn record(&self, loader: &Loader<'_>, table: &str, done: bool) -> Result<()> {
+    async fn record<S: StateStore>(
+        &self,
+        loader: &Loader<'_, S>,
+        table: &str,
+        done: bool,
+    ) -> Result<()> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let rows = self.rows.load(Ordering::Relaxed);
         loader.handle.update(|s| {
@@ -177,8 +182,8 @@ impl TableProgress {
     }
 }
 
-async fn load_table(
-    loader: &Loader<'_>,
+async fn load_table<S: StateStore>(
+    loader: &Loader<'_, S>,
     pool: &Pool,
     plan: &TablePlan,
     shutdown: &watch::Receiver<bool>,
@@ -193,7 +198,11 @@ async fn load_table(
         .options
         .get(&table)
         .and_then(|o| o.partition_by.as_deref());
-    let splitter = Splitter::for_table(plan, partition_by).map_err(Error::State)?;
+    let splitter =
+        Splitter::for_table(plan, partition_by).map_err(|reason| Error::Unplannable {
+            table: table.clone(),
+            reason,
+        })?;
     let mut conn = loader.source.run(pool.get_conn()).await?;
     let estimate = estimate_rows(loader.source, &mut conn, plan).await?;
     let mut partitions = store.partitions(&table).await?;
@@ -254,8 +263,8 @@ async fn load_table(
 }
 
 /// One table being loaded: what each of its partition loads shares.
-struct TableLoad<'a> {
-    loader: &'a Loader<'a>,
+struct TableLoad<'a, S> {
+    loader: &'a Loader<'a, S>,
     pool: &'a Pool,
     plan: &'a TablePlan,
     splitter: &'a Splitter,
@@ -263,7 +272,7 @@ struct TableLoad<'a> {
     counters: &'a TableProgress,
 }
 
-impl TableLoad<'_> {
+impl<S: StateStore> TableLoad<'_, S> {
     /// Loads one partition unless shutting down, then records it and the table's progress.
     async fn load_and_record(
         &self,
@@ -274,12 +283,12 @@ impl TableLoad<'_> {
             return Ok(());
         }
         let table = self.plan.def.qualified();
-        let range: Range = serde_json::from_str(&partition.spec).map_err(|e| {
-            Error::State(format!(
-                "stored snapshot partition {} of {table} is unreadable: {e}",
-                partition.idx
-            ))
-        })?;
+        let range: Range =
+            serde_json::from_str(&partition.spec).map_err(|e| Error::UnreadablePartition {
+                table: table.clone(),
+                idx: partition.idx,
+                detail: e.to_string(),
+            })?;
         let mut conn = self.loader.source.run(self.pool.get_conn()).await?;
         let rows = self.load_partition(&mut conn, &range).await?;
         let store = self.loader.store;
@@ -300,11 +309,10 @@ impl TableLoad<'_> {
         let (loader, plan, counters) = (self.loader, self.plan, self.counters);
         let source = loader.source;
         let table = plan.def.qualified();
-        let (sql, params) = plan::partition_sql(plan, self.splitter, range).ok_or_else(|| {
-            Error::State(format!(
-                "{table}: partition {range:?} does not fit the table's splitter"
-            ))
-        })?;
+        let (sql, params) =
+            plan::partition_sql(plan, self.splitter, range).ok_or_else(|| Error::Bug {
+                detail: format!("{table}: partition {range:?} does not fit the table's splitter"),
+            })?;
         // UTC so TIMESTAMP values arrive as stored; utf8mb4 so text arrives as UTF-8.
         source
             .run(conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4"))
@@ -380,8 +388,8 @@ async fn estimate_rows(source: &Source, conn: &mut Conn, plan: &TablePlan) -> Re
 }
 
 /// Splits a table into partitions (see [`plan`]).
-async fn plan_partitions(
-    loader: &Loader<'_>,
+async fn plan_partitions<S: StateStore>(
+    loader: &Loader<'_, S>,
     conn: &mut Conn,
     plan: &TablePlan,
     splitter: &Splitter,
@@ -415,11 +423,8 @@ async fn plan_partitions(
                     boundaries.last().map(Vec::as_slice),
                     loader.rows_per_partition,
                 )
-                .ok_or_else(|| {
-                    Error::State(format!(
-                        "{}: unreadable partition boundary",
-                        plan.def.qualified()
-                    ))
+                .ok_or_else(|| Error::Bug {
+                    detail: format!("{}: unreadable partition boundary", plan.def.qualified()),
                 })?;
                 let row: Option<mysql_async::Row> =
                     source.run(conn.exec_first(sql, params)).await?;
@@ -441,7 +446,9 @@ async fn plan_partitions(
         .map(|(idx, range)| {
             Ok(PartitionRow {
                 idx: idx as u32,
-                spec: serde_json::to_string(range).map_err(|e| Error::State(e.to_string()))?,
+                spec: serde_json::to_string(range).map_err(|e| Error::Bug {
+                    detail: format!("partition {range:?}: {e}"),
+                })?,
                 rows: 0,
                 done: 0,
             })

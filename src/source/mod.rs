@@ -50,7 +50,9 @@ impl Source {
             let rest = url.as_str().trim_start_matches("mariadb");
             url = format!("mysql{rest}")
                 .parse()
-                .map_err(|e| Error::State(format!("source url: {e}")))?;
+                .map_err(|e: url::ParseError| Error::SourceUrl {
+                    detail: e.to_string(),
+                })?;
         }
         let mut redacted = url.clone();
         if redacted.password().is_some() {
@@ -61,7 +63,7 @@ impl Source {
             url: redacted.clone(),
             source: Box::new(e.into()),
         })?;
-        let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
+        let password = cfg.password()?;
         let mut builder = OptsBuilder::from_opts(opts)
             .prefer_socket(false)
             .stmt_cache_size(64)

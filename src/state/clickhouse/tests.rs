@@ -5,7 +5,7 @@ use super::*;
 use crate::config::TargetConfig;
 
 /// A store on a new state database of the test server, or `None` (after a notice) without one.
-fn store(prefix: &str) -> Option<StateStore> {
+fn store(prefix: &str) -> Option<ClickHouseStore> {
     let url = crate::test_servers::url("TRIBUTARY_TEST_CLICKHOUSE_URL")?;
     let db = format!("t_{prefix}_{:08x}", rand::random::<u32>());
     let cfg = TargetConfig {
@@ -17,11 +17,11 @@ fn store(prefix: &str) -> Option<StateStore> {
         state_database: db.clone(),
     };
     let target = Target::new(&cfg).expect("target");
-    Some(StateStore::new(target, &db, "p"))
+    Some(ClickHouseStore::new(target, &db, "p"))
 }
 
 /// Runs statements on the store's server, panicking with the statement on error.
-async fn sql(store: &StateStore, statements: &[String]) {
+async fn sql(store: &ClickHouseStore, statements: &[String]) {
     for s in statements {
         if let Err(e) = store.target.execute(s, &[]).await {
             panic!("{e}\n{s}");
@@ -30,7 +30,7 @@ async fn sql(store: &StateStore, statements: &[String]) {
 }
 
 /// Runs `statement` on each table of `REVISED`.
-async fn on_revised(store: &StateStore, statement: impl Fn(String) -> String) {
+async fn on_revised(store: &ClickHouseStore, statement: impl Fn(String) -> String) {
     let statements: Vec<String> = REVISED
         .iter()
         .map(|(name, _)| statement(store.table(name)))
@@ -47,7 +47,7 @@ struct Seen {
     definition: Option<TableDef>,
 }
 
-async fn seen(store: &StateStore, seq: u64) -> Seen {
+async fn seen(store: &ClickHouseStore, seq: u64) -> Seen {
     Seen {
         isolated: store.isolated().await.unwrap(),
         overrides: store.overrides().await.unwrap(),
@@ -68,7 +68,7 @@ fn definition(tag: usize) -> TableDef {
 
 /// Writes each kind of ordered state of `d.t` twice back to back, as fast as the server
 /// answers, the second write differing from the first, and checks that the second is read.
-async fn overwrite(store: &StateStore, round: usize) {
+async fn overwrite(store: &ClickHouseStore, round: usize) {
     let even = round % 2 == 0;
     let reason = format!("b{round}");
     store.isolate("d.t", &format!("a{round}")).await.unwrap();
@@ -136,7 +136,7 @@ async fn the_last_write_wins_within_a_millisecond_a_frozen_clock_and_a_restart()
         overwrite(&store, round).await;
     }
     // A restart: a new store on the same state.
-    let restarted = StateStore::new(store.target.clone(), &store.db, &store.pipe);
+    let restarted = ClickHouseStore::new(store.target.clone(), &store.db, &store.pipe);
     restarted.init().await.unwrap();
     overwrite(&restarted, 2 * ROUNDS).await;
     // Merges keep the last write.
@@ -172,7 +172,7 @@ const BEFORE_REV: [(&str, &str); 4] = [
 ];
 
 /// The schema of `store`'s state tables.
-async fn schema(store: &StateStore) -> Vec<serde_json::Value> {
+async fn schema(store: &ClickHouseStore) -> Vec<serde_json::Value> {
     let sql = "SELECT t.name, t.engine_full, t.sorting_key, t.primary_key, \
                groupArray((c.name, c.type, c.default_kind, c.default_expression)) AS columns \
                FROM system.tables AS t JOIN \
@@ -246,7 +246,7 @@ async fn tables_from_before_rev_are_migrated_read_in_their_order_and_outrun() {
     assert_eq!(older, Some(definition(3)));
 
     // Migrated, the state tables are those of a new state database; a second start keeps them.
-    let fresh = StateStore::new(store.target.clone(), &format!("{}_new", store.db), "p");
+    let fresh = ClickHouseStore::new(store.target.clone(), &format!("{}_new", store.db), "p");
     fresh.init().await.unwrap();
     let new = schema(&fresh).await;
     assert_eq!(new.len(), TABLES.len());
