@@ -1,6 +1,7 @@
 //! tributary: replicates MySQL and MariaDB tables into ClickHouse by change data capture.
 
 mod api;
+mod batch;
 mod binlog;
 mod charset;
 mod cli;
@@ -9,6 +10,7 @@ mod config;
 mod ddl;
 mod decode;
 mod error;
+mod lifecycle;
 mod metrics;
 mod pipe;
 mod schema;

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::pipe::lifecycle::PipeState;
+use crate::lifecycle::PipeState;
 
 /// Upper bounds of the `tributary_flush_seconds` buckets: a healthy batch flushes in tens of
 /// milliseconds; tens of seconds means ClickHouse is struggling.

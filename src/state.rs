@@ -17,7 +17,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::pipe::lifecycle::PipeState;
+use crate::lifecycle::PipeState;
 use crate::schema::TableDef;
 use crate::source::Position;
 pub(crate) use clickhouse::ClickHouseStore;

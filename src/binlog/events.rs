@@ -26,10 +26,10 @@ use mysql_common::proto::MySerialize;
 use super::mariadb::{self, GtidState};
 use super::rows::{self, RowError, RowPlan};
 use super::tablemap;
+use crate::batch::Batch;
 use crate::config::TablesConfig;
 use crate::ddl::{self, Ddl};
 use crate::error::{panic_message, Error, Result};
-use crate::pipe::batch::Batch;
 use crate::schema::TablePlan;
 use crate::source::Position;
 

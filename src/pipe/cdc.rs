@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use super::reload::Load;
 use super::resync::SUFFIX;
 use super::retry::{self, Retry};
+use crate::batch::{Batch, Op};
 use crate::binlog::events::Decoder;
 use crate::binlog::feed::Feed;
 use crate::binlog::stream::BinlogStream;
@@ -30,10 +31,9 @@ use crate::clickhouse::ddl::insert_sql;
 use crate::clickhouse::Target;
 use crate::config::PipeConfig;
 use crate::error::Result;
-use crate::pipe::batch::{Batch, Op};
+use crate::lifecycle::PipeState;
 use crate::pipe::control::{Command, PipeHandle, Request};
 use crate::pipe::health::Moment;
-use crate::pipe::lifecycle::PipeState;
 use crate::pipe::recorder::Recorder;
 use crate::schema::TablePlan;
 use crate::snapshot::{self, Changed};
@@ -472,7 +472,7 @@ impl Cdc<'_> {
     /// Inserts rows table by table, counting them; returns the row changes written.
     async fn write(
         &self,
-        tables: Vec<crate::pipe::batch::Taken>,
+        tables: Vec<crate::batch::Taken>,
         plans: &[TablePlan],
         inserts: &[Vec<String>],
     ) -> Result<usize> {

@@ -2,17 +2,15 @@
 //! operator commands that move it between Running, Paused, Resync and Modifying.
 //!
 //! Each state is entered when the previous one's work is done and persisted with a reason
-//! (see [`lifecycle`], [`recorder`]); the runner only wires source, target, snapshot and CDC
+//! (see [`crate::lifecycle`], [`recorder`]); the runner only wires source, target, snapshot and CDC
 //! together. Restart safety: the snapshot resumes per partition from its recorded progress, a
 //! resync from its own recorded progress, and CDC from the last checkpoint; nothing is local.
 //! A Failed pipe stays up and answers: `resume` provisions it again (after a fix), `resync`
 //! reloads it.
 
-pub(crate) mod batch;
 pub(crate) mod cdc;
 pub(crate) mod control;
 pub(crate) mod health;
-pub(crate) mod lifecycle;
 pub(crate) mod recorder;
 mod reload;
 mod resync;
@@ -31,13 +29,13 @@ use crate::clickhouse::Target;
 use crate::config::{Mode, PipeConfig};
 use crate::ddl::clickhouse::truncate_sql;
 use crate::error::{Error, Result};
+use crate::lifecycle::PipeState;
 use crate::metrics;
 use crate::schema::TablePlan;
 use crate::snapshot;
 use crate::source::{introspect, preflight, Source};
 use crate::state::{Checkpoint, ClickHouseStore, Reload, StateStore};
 use control::{Command, PipeHandle, Request};
-use lifecycle::PipeState;
 use recorder::Recorder;
 use schema_change::isolate_table;
 

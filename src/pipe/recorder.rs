@@ -3,8 +3,8 @@
 use tracing::info;
 
 use super::control::PipeHandle;
-use super::lifecycle::PipeState;
 use crate::error::{Error, Result};
+use crate::lifecycle::PipeState;
 use crate::state::{ClickHouseStore, StateStore};
 
 pub(crate) struct Recorder {

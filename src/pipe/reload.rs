@@ -16,12 +16,12 @@
 
 use tracing::info;
 
-use super::lifecycle::PipeState;
 use super::resync::SUFFIX;
 use super::schema_change::isolate_table;
 use super::Runner;
 use crate::clickhouse::ddl::{create_table_sql, ident};
 use crate::error::{Error, Result};
+use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;
 use crate::snapshot::Changed;
 use crate::source::Source;

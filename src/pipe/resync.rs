@@ -7,10 +7,10 @@
 //! recorded, so a resumed resync never swaps a pair back.
 //! One table is reloaded alongside CDC instead (see [`super::reload`]).
 
-use super::lifecycle::PipeState;
 use super::Runner;
 use crate::clickhouse::ddl::{create_table_sql, ident};
 use crate::error::{Error, Result};
+use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;
 use crate::source::Source;
 use crate::state::{Checkpoint, Progress, StateStore};

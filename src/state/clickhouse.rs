@@ -22,7 +22,7 @@ use super::{Checkpoint, PartitionRow, Progress, Reload, StateStore, Transition};
 use crate::clickhouse::ddl::{create_database_sql, ident};
 use crate::clickhouse::Target;
 use crate::error::{Error, Result};
-use crate::pipe::lifecycle::PipeState;
+use crate::lifecycle::PipeState;
 use crate::schema::TableDef;
 use crate::source::Position;
 

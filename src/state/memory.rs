@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Checkpoint, PartitionRow, Progress, Reload, StateStore, Transition};
 use crate::error::{Error, Result, TargetCause};
-use crate::pipe::lifecycle::PipeState;
+use crate::lifecycle::PipeState;
 use crate::schema::TableDef;
 use crate::source::Position;
 
