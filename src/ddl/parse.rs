@@ -301,7 +301,7 @@ impl<'a> Parser<'a> {
                 self.eat_punct('=');
                 let name = self.ident()?;
                 if charset.is_none() {
-                    charset = super::column::charset_of_collation(&name);
+                    charset = super::lex::charset_of_collation(&name);
                 }
                 continue;
             }
