@@ -23,7 +23,7 @@ use mysql_common::binlog::consts::EventType;
 use mysql_common::binlog::events::{Event, EventData};
 use mysql_common::proto::MySerialize;
 
-use super::mariadb::{self, GtidState};
+use super::mariadb;
 use super::rows::{self, RowError, RowPlan};
 use super::tablemap;
 use crate::batch::Batch;
@@ -31,6 +31,7 @@ use crate::config::TablesConfig;
 use crate::ddl::{self, Ddl};
 use crate::error::{panic_message, Error, Result};
 use crate::schema::TablePlan;
+use crate::source::gtid::GtidState;
 use crate::source::Position;
 
 /// Table ids are reassigned as tables are reopened; past this many the cache starts over

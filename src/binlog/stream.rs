@@ -10,8 +10,8 @@ use mysql_async::BinlogStreamRequest;
 
 use tracing::warn;
 
-use super::mariadb::GtidState;
 use crate::error::{Error, Result};
+use crate::source::gtid::GtidState;
 use crate::source::{Position, ServerFlavor, Source};
 
 /// Heartbeat period asked of the source: an idle source sends one per period.

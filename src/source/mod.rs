@@ -1,5 +1,6 @@
 //! The source server: connections, flavor, settings, positions and table definitions.
 
+pub(crate) mod gtid;
 pub(crate) mod introspect;
 pub(crate) mod position;
 pub(crate) mod preflight;
@@ -11,9 +12,9 @@ use std::time::Instant;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
-use crate::binlog::mariadb::GtidState;
 use crate::config::{Flavor, SourceConfig};
 use crate::error::{Error, Result};
+use gtid::GtidState;
 
 /// Rows read from the largest table to measure the source's read rate.
 const SAMPLE_ROWS: u64 = 20_000;
