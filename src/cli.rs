@@ -7,10 +7,10 @@
 //! `status` also reads the state store directly, which works while no daemon runs.
 
 mod check;
+mod output;
 mod remote;
 mod status;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,15 +22,13 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::pipe::control::{PipeHandle, Registry};
 use crate::pipe::{self, Outcome};
+use output::{api_url, say, DEFAULT_API};
 
 /// Time pipes get to flush and checkpoint after SIGTERM/SIGINT before the process exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Time the API gets to finish its open requests once the pipes have stopped.
 const API_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// The API's address when neither `--api` nor `--config` says otherwise (the config default).
-const DEFAULT_API: &str = "http://127.0.0.1:9187";
 
 #[derive(Parser)]
 #[command(
@@ -158,14 +156,6 @@ enum TablesCommand {
     },
 }
 
-/// Writes command output to stdout. A reader that went away (`tributary status | head`) is not
-/// an error of the command: the rest of the output is dropped and the exit code stays the
-/// command's own (`println!` would panic instead).
-fn say(text: &str) {
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -254,19 +244,6 @@ impl ApiArgs {
             None => DEFAULT_API.to_owned(),
         })
     }
-}
-
-/// The URL a client on this host reaches `listen` at: an unspecified address (`0.0.0.0`, `::`)
-/// is reached on loopback.
-fn api_url(listen: SocketAddr) -> String {
-    let mut addr = listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    format!("http://{addr}")
 }
 
 fn init_logging(format: LogFormat) {
@@ -382,14 +359,6 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn api_url_reaches_unspecified_addresses_on_loopback() {
-        let url = |s: &str| api_url(s.parse().expect("socket address"));
-        assert_eq!(url("0.0.0.0:9187"), "http://127.0.0.1:9187");
-        assert_eq!(url("[::]:9187"), "http://[::1]:9187");
-        assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
-    }
 
     #[test]
     fn the_cli_parses() {

@@ -10,14 +10,14 @@ use crate::source::{introspect, ServerFlavor, Source};
 
 /// Prints one line; returns false on a failure.
 fn report(level: Level, what: &str, detail: &str) -> bool {
-    super::say(&format!("{} {what}: {detail}\n", level.as_str()));
+    super::output::say(&format!("{} {what}: {detail}\n", level.as_str()));
     level != Level::Fail
 }
 
 pub(super) async fn check(config: Config) -> ExitCode {
     let mut all_ok = true;
     for cfg in &config.pipes {
-        super::say(&format!("pipe {}\n", cfg.name));
+        super::output::say(&format!("pipe {}\n", cfg.name));
         all_ok &= check_pipe(cfg).await;
     }
     if all_ok {

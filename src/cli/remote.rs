@@ -82,7 +82,7 @@ where
     };
     match reply {
         Ok(reply) if reply.ok() => {
-            super::say(&format!("{}\n", answer_text(&reply)));
+            super::output::say(&format!("{}\n", answer_text(&reply)));
             ExitCode::SUCCESS
         }
         Ok(reply) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{api_url, DEFAULT_API};
+use super::output::{api_url, DEFAULT_API};
 use crate::api::client::ApiClient;
 use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig};
@@ -174,14 +174,14 @@ pub(super) async fn status(
     for view in &shown {
         if json {
             match serde_json::to_string(view) {
-                Ok(line) => super::say(&format!("{line}\n")),
+                Ok(line) => super::output::say(&format!("{line}\n")),
                 Err(e) => {
                     eprintln!("error: {e}");
                     code = ExitCode::FAILURE;
                 }
             }
         } else {
-            super::say(&render(view));
+            super::output::say(&render(view));
         }
     }
     code
