@@ -27,7 +27,7 @@ use crate::batch::{Batch, Op};
 use crate::binlog::events::Decoder;
 use crate::binlog::feed::Feed;
 use crate::binlog::stream::BinlogStream;
-use crate::clickhouse::ddl::insert_sql;
+use crate::clickhouse::sql::insert_sql;
 use crate::clickhouse::Target;
 use crate::config::PipeConfig;
 use crate::error::Result;

@@ -24,10 +24,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::clickhouse::ddl::{create_database_sql, create_table_sql, ident};
+use crate::clickhouse::sql::{create_database_sql, create_table_sql, ident};
 use crate::clickhouse::Target;
 use crate::config::{Mode, PipeConfig};
-use crate::ddl::clickhouse::truncate_sql;
+use crate::ddl::planner::truncate_sql;
 use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
 use crate::metrics;

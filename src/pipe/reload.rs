@@ -19,7 +19,7 @@ use tracing::info;
 use super::resync::SUFFIX;
 use super::schema_change::isolate_table;
 use super::Runner;
-use crate::clickhouse::ddl::{create_table_sql, ident};
+use crate::clickhouse::sql::{create_table_sql, ident};
 use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;

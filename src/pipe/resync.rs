@@ -8,7 +8,7 @@
 //! One table is reloaded alongside CDC instead (see [`super::reload`]).
 
 use super::Runner;
-use crate::clickhouse::ddl::{create_table_sql, ident};
+use crate::clickhouse::sql::{create_table_sql, ident};
 use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;

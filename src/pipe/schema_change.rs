@@ -13,9 +13,9 @@ use tracing::{info, warn};
 
 use super::cdc::Cdc;
 use crate::binlog::events::SchemaChange;
-use crate::clickhouse::ddl::{column_type, create_table_sql, ident};
+use crate::clickhouse::sql::{column_type, create_table_sql, ident};
 use crate::config::OnSourceDrop;
-use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migration};
+use crate::ddl::planner::{alter, membership, truncate_sql, Membership, Migration};
 use crate::ddl::{self, CreateTable, Ddl, Defaults};
 use crate::error::Result;
 use crate::pipe::control::PipeHandle;

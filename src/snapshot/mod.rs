@@ -30,7 +30,7 @@ use mysql_async::{Conn, Pool, Value};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::clickhouse::ddl::insert_sql;
+use crate::clickhouse::sql::insert_sql;
 use crate::clickhouse::Target;
 use crate::decode::{encode, Origin};
 use crate::error::{Error, Result};

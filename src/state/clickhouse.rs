@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::{Checkpoint, PartitionRow, Progress, Reload, StateStore, Transition};
-use crate::clickhouse::ddl::{create_database_sql, ident};
+use crate::clickhouse::sql::{create_database_sql, ident};
 use crate::clickhouse::Target;
 use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
