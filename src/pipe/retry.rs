@@ -126,11 +126,14 @@ impl Attempts<'_> {
     }
 }
 
-/// Waits `delay`: true, or false as soon as `shutdown` is signalled.
+/// Waits `delay`: true, or false as soon as `shutdown` is signalled (or if it was).
 pub(crate) async fn sleep_unless_shutdown(
     delay: Duration,
     shutdown: &watch::Receiver<bool>,
 ) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
     let mut shutdown = shutdown.clone();
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,

@@ -85,13 +85,20 @@ pub(crate) struct Loader<'a, S> {
     pub parallelism: usize,
     pub tables_in_parallel: usize,
     pub pipe: &'a str,
-    /// The pipe's shared status, for per-table progress.
-    pub handle: &'a crate::pipe::control::PipeHandle,
+    /// Where each table's progress is shown (the pipe's status).
+    pub watcher: &'a dyn Watcher,
     /// `tables.options`, for each table's `partition_by`.
     pub options: &'a std::collections::BTreeMap<String, crate::config::TableOptions>,
 }
 
-/// Loads every table of `plans` not yet done; returns false when stopped by `shutdown`.
+/// Where a load shows how far each table is.
+pub(crate) trait Watcher: Sync {
+    /// The load of `table` starts (or resumes), about `estimate` rows in all.
+    fn started(&self, table: &str, estimate: u64);
+    /// `rows` of `table` are loaded; `done` once all are.
+    fn loaded(&self, table: &str, rows: u64, done: bool);
+}
+
 /// A table whose definition changed in the source while it was being loaded: its rows so far
 /// are in the target, the rest could not be read.
 #[derive(Debug, Clone)]
@@ -167,11 +174,7 @@ impl TableProgress {
     ) -> Result<()> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let rows = self.rows.load(Ordering::Relaxed);
-        loader.handle.update(|s| {
-            let t = s.tables.entry(table.to_owned()).or_default();
-            t.rows_done = rows;
-            t.done = done;
-        });
+        loader.watcher.loaded(table, rows, done);
         let progress = Progress {
             seq,
             rows,
@@ -212,11 +215,7 @@ async fn load_table<S: StateStore>(
         info!(table = %table, partitions = partitions.len(), estimated_rows = estimate, "snapshot planned");
     }
     drop(conn);
-    loader.handle.update(|s| {
-        let t = s.tables.entry(table.clone()).or_default();
-        t.rows_estimated = estimate;
-        t.done = false;
-    });
+    loader.watcher.started(&table, estimate);
     let counters = Arc::new(TableProgress {
         rows: AtomicU64::new(partitions.iter().map(|p| p.rows).sum()),
         seq: AtomicU64::new(progress.seq),

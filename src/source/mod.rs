@@ -97,6 +97,16 @@ impl Source {
         Ok(source)
     }
 
+    /// A source at `url` of `flavor`, not connected (tests that never reach it).
+    #[cfg(test)]
+    pub fn unconnected(url: &str, flavor: ServerFlavor) -> Source {
+        Source {
+            opts: Opts::from_url(url).unwrap_or_default(),
+            url: url.to_owned(),
+            flavor,
+        }
+    }
+
     /// Wraps a driver call so its error carries the source URL.
     pub async fn run<T>(
         &self,
