@@ -10,6 +10,8 @@ mod config;
 mod ddl;
 mod decode;
 mod error;
+#[cfg(test)]
+mod layers;
 mod lifecycle;
 mod metrics;
 mod pipe;
