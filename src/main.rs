@@ -19,6 +19,7 @@ mod schema;
 mod snapshot;
 mod source;
 mod state;
+mod target;
 #[cfg(test)]
 mod test_servers;
 

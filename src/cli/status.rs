@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::output::{api_url, DEFAULT_API};
 use crate::api::client::ApiClient;
-use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig};
 use crate::state::{ClickHouseStore, Progress, StateStore, Transition};
+use crate::target::Target;
 
 /// How long `status --config` waits for the config's API before reading the state store.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);

@@ -14,13 +14,13 @@ use tokio::sync::{mpsc, watch};
 use super::control::{PipeHandle, Request};
 use super::retry::{self, Retry};
 use crate::clickhouse::sql::{column_type, create_table_sql, ident};
-use crate::clickhouse::Target;
 use crate::config::PipeConfig;
 use crate::error::{Error, Result};
 use crate::schema::TablePlan;
 use crate::snapshot;
 use crate::source::{introspect, Position, Source};
 use crate::state::StateStore;
+use crate::target::Target;
 
 pub(super) struct Ctx<S> {
     pub cfg: PipeConfig,

@@ -39,13 +39,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::error;
 
-use crate::clickhouse::Target;
 use crate::config::PipeConfig;
 use crate::error::Result;
 use crate::lifecycle::PipeState;
 use crate::metrics;
 use crate::source::Source;
 use crate::state::{ClickHouseStore, StateStore};
+use crate::target::Target;
 use context::{Control, Ctx};
 use control::{Command, PipeHandle, Request};
 use drive::{Driven, Driver};

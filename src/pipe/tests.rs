@@ -21,7 +21,6 @@ use super::session::Session;
 use super::tables::{Phase, Tables};
 use super::{reload, resync, Task};
 use crate::batch::{Batch, Taken};
-use crate::clickhouse::Target;
 use crate::config::{Flavor, Mode, PipeConfig, SourceConfig, TablesConfig, TargetConfig};
 use crate::error::Result;
 use crate::lifecycle::PipeState;
@@ -30,6 +29,7 @@ use crate::snapshot::Changed;
 use crate::source::{Position, ServerFlavor, Source};
 use crate::state::memory::MemoryStore;
 use crate::state::{Checkpoint, Progress, StateStore};
+use crate::target::Target;
 
 /// A ClickHouse that answers every request with success and no rows, and keeps each
 /// statement (its query parameter and body, as text).

@@ -31,12 +31,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clickhouse::sql::insert_sql;
-use crate::clickhouse::Target;
 use crate::decode::{encode, Origin};
 use crate::error::{Error, Result};
 use crate::schema::TablePlan;
 use crate::source::{Position, ServerFlavor, Source};
 use crate::state::{PartitionRow, Progress, StateStore};
+use crate::target::Target;
 use plan::{KeyValue, Range, Splitter};
 
 /// Bytes of RowBinary buffered before they are handed to the HTTP body.

@@ -20,11 +20,11 @@ use tokio::sync::OnceCell;
 
 use super::{Checkpoint, PartitionRow, Progress, Reload, StateStore, Transition};
 use crate::clickhouse::sql::{create_database_sql, ident};
-use crate::clickhouse::Target;
 use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
 use crate::schema::TableDef;
 use crate::source::Position;
+use crate::target::Target;
 
 const TABLES: &[(&str, &str)] = &[
     (
