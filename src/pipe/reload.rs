@@ -36,8 +36,7 @@ pub(super) async fn start<S: StateStore>(
     table: &str,
     checkpoint: &Checkpoint,
 ) -> Result<String> {
-    let isolated = ctx.store.isolated().await?;
-    if ledger.tables.get(table).is_none() && !isolated.iter().any(|(t, _)| t == table) {
+    if ledger.tables.get(table).is_none() {
         return Err(Error::NotReplicated {
             table: table.to_owned(),
         });
