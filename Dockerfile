@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # tributary container image.
 #   docker build -t tributary .
-#   docker run -v $PWD/tributary.toml:/etc/tributary/tributary.toml:ro -p 9187:9187 tributary
-# The config must set api.listen = "0.0.0.0:9187" for the published port to answer.
+#   docker run -v $PWD/tributary.toml:/etc/tributary/tributary.toml:ro \
+#     -v $PWD/api_token:/run/secrets/api_token:ro -p 9187:9187 tributary
+# The config must set api.listen = "0.0.0.0:9187" for the published port to answer, and then
+# api.token_file = "/run/secrets/api_token" (a file holding e.g. `openssl rand -hex 32`):
+# `run` refuses to publish the API without a token. The probes stay open without it.
 # Health: the image probes /healthz with the tributary binary itself (`tributary health`), so
 # the runtime image needs no curl (and none of the libraries and CVEs it brings).
 
@@ -16,7 +19,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/tributary /usr/local/bin/tributary
 
 FROM debian:bookworm-slim
-# ca-certificates: https:// targets and TLS sources.
+# ca-certificates: the system roots that https:// targets (ClickHouse Cloud) are verified with;
+# TLS sources are verified with source.ssl_ca or the roots built into the binary.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs a local ClickHouse server for tests from the `chdb-core` wheel.
 
-Usage: clickhouse-server.py DATA_DIR HTTP_PORT TCP_PORT [CONFIG_DIR]
+Usage: clickhouse-server.py DATA_DIR HTTP_PORT TCP_PORT [CONFIG_DIR [USER:PASSWORD]]
 
 The wheel ships the real ClickHouse engine. Its one-shot entry point
 `chdb._chdb.query(sql, fmt, path=DATA_DIR)` runs ClickHouse's LocalServer, which
@@ -16,7 +16,10 @@ the call then returns and the engine shuts down cleanly. SIGTERM/SIGINT sent
 to this process do exactly that. Never `KILL QUERY WHERE 1`: it would also
 kill the blocking query of a neighbour and every client query in flight.
 
-CONFIG_DIR defaults to `DATA_DIR/../config`. Data in DATA_DIR survives
+CONFIG_DIR defaults to `DATA_DIR/../config`. USER:PASSWORD adds a user with a password
+(users.xml, loaded through <user_directories>: `CREATE USER` is refused in this mode) beside
+`default`, which keeps no password and every right: the engine's own in-process session logs
+in as `default`, and the tests use it. Data in DATA_DIR survives
 restarts (and kill -9). A second instance on the same DATA_DIR is refused by
 the engine ("Cannot lock file .../status").
 """
@@ -44,13 +47,47 @@ def log(msg):
     print(f"[clickhouse-server.py] {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
 
-def write_config(config_dir, http_port, tcp_port):
+def xml_text(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_users(config_dir, user, password):
+    """users.xml: `default` as the engine has it (no password, all rights) and `user`."""
+    loopback = "<networks><ip>127.0.0.1</ip><ip>::1</ip></networks>"
+    xml = (
+        "<clickhouse>\n"
+        "    <profiles><default/></profiles>\n"
+        "    <quotas><default/></quotas>\n"
+        "    <users>\n"
+        "        <default><password></password>"
+        f"{loopback}<profile>default</profile><quota>default</quota>"
+        "<access_management>1</access_management></default>\n"
+        f"        <{user}><password>{xml_text(password)}</password>"
+        f"{loopback}<profile>default</profile><quota>default</quota></{user}>\n"
+        "    </users>\n"
+        "</clickhouse>\n"
+    )
+    path = os.path.join(config_dir, "users.xml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(xml)
+    return path
+
+
+def write_config(config_dir, http_port, tcp_port, users_path=None):
     os.makedirs(config_dir, exist_ok=True)
+    users = ""
+    if users_path:
+        users = (
+            "    <user_directories><users_xml>"
+            f"<path>{xml_text(users_path)}</path>"
+            "</users_xml></user_directories>\n"
+        )
     xml = (
         "<clickhouse>\n"
         "    <listen_host>127.0.0.1</listen_host>\n"
         f"    <http_port>{http_port}</http_port>\n"
         f"    <tcp_port>{tcp_port}</tcp_port>\n"
+        f"{users}"
         "</clickhouse>\n"
     )
     path = os.path.join(config_dir, "config.xml")
@@ -73,19 +110,27 @@ def kill_blocking_query(http_port):
 
 
 def main():
-    if len(sys.argv) not in (4, 5):
+    if len(sys.argv) not in (4, 5, 6):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     data_dir = os.path.abspath(sys.argv[1])
     http_port = int(sys.argv[2])
     tcp_port = int(sys.argv[3])
-    if len(sys.argv) == 5:
+    if len(sys.argv) >= 5:
         config_dir = os.path.abspath(sys.argv[4])
     else:
         config_dir = os.path.join(os.path.dirname(data_dir), "config")
 
     os.makedirs(data_dir, exist_ok=True)
-    config_path = write_config(config_dir, http_port, tcp_port)
+    os.makedirs(config_dir, exist_ok=True)
+    users_path = None
+    if len(sys.argv) == 6:
+        user, sep, password = sys.argv[5].partition(":")
+        if not sep or not user.isidentifier():
+            print("USER:PASSWORD expected, the user a plain identifier", file=sys.stderr)
+            return 2
+        users_path = write_users(config_dir, user, password)
+    config_path = write_config(config_dir, http_port, tcp_port, users_path)
     # LocalServer reads ./config.xml: chdir before the engine is loaded.
     os.chdir(config_dir)
     log(f"config {config_path}, data {data_dir}, http {http_port}, tcp {tcp_port}")

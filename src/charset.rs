@@ -1,12 +1,26 @@
 //! Conversion of text column bytes to UTF-8 (pure).
 //!
-//! The server sends text in the column's own character set (binlog rows always; snapshot reads
-//! run with `character_set_results = NULL` so that both paths see the same bytes). Conversion is
-//! exact or an error: a byte sequence that is not valid in its charset is never replaced.
+//! Binlog rows carry text in the column's own character set; snapshot result sets arrive
+//! already converted to utf8mb4 by the server (`SET NAMES utf8mb4`). Conversion here therefore
+//! gives what the server's own conversion gives, so both paths agree. It is exact or an error:
+//! a byte sequence that is not valid in its charset is never replaced. The one exception is
+//! the server's own: a well-formed character that has no Unicode character (in a legacy
+//! charset, [`legacy`], or a byte above 0x7F in ascii) becomes `?`, as the server sends it to
+//! every UTF-8 client.
+
+mod fixes;
+pub(crate) mod legacy;
+mod tables;
 
 use std::borrow::Cow;
 
 use crate::schema::Charset;
+
+/// The charsets [`to_utf8`] converts, as an error message lists them.
+pub(crate) const SUPPORTED: &str = "utf8mb4, utf8mb3, latin1, ascii, ucs2, utf16, utf16le, \
+    utf32, binary, armscii8, big5, cp1250, cp1251, cp1256, cp1257, cp850, cp852, cp866, cp932, \
+    dec8, eucjpms, euckr, gb18030, gb2312, gbk, geostd8, greek, hebrew, hp8, keybcs2, koi8r, \
+    koi8u, latin2, latin5, latin7, macce, macroman, sjis, tis620, ujis";
 
 /// MySQL's `latin1` is Windows-1252, with the five bytes cp1252 leaves undefined mapped to the
 /// C1 control code points of the same value (as MySQL itself does).
@@ -35,7 +49,14 @@ pub(crate) fn to_utf8(charset: Charset, bytes: &[u8]) -> Result<Cow<'_, [u8]>, C
             .map(|_| Cow::Borrowed(bytes))
             .map_err(|_| invalid()),
         Charset::Ascii if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
-        Charset::Ascii => Err(invalid()),
+        // The server stores any byte in an ascii column and has no character for those above
+        // 0x7F: `?`, as it sends them.
+        Charset::Ascii => Ok(Cow::Owned(
+            bytes
+                .iter()
+                .map(|&b| if b.is_ascii() { b } else { b'?' })
+                .collect(),
+        )),
         Charset::Utf16Be | Charset::Utf16Le => {
             if bytes.len() % 2 != 0 {
                 return Err(invalid());
@@ -60,7 +81,10 @@ pub(crate) fn to_utf8(charset: Charset, bytes: &[u8]) -> Result<Cow<'_, [u8]>, C
                 .map(|s| Cow::Owned(s.into_bytes()))
                 .ok_or_else(invalid)
         }
-        Charset::Latin1 if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
+        Charset::Latin1 | Charset::Legacy(_) if bytes.is_ascii() => Ok(Cow::Borrowed(bytes)),
+        Charset::Legacy(legacy) => legacy::decode(legacy, bytes)
+            .map(|text| Cow::Owned(text.into_bytes()))
+            .ok_or_else(invalid),
         Charset::Latin1 => {
             let text: String = bytes
                 .iter()
@@ -120,10 +144,29 @@ mod tests {
     }
 
     #[test]
+    fn legacy_charsets_by_their_server_names() {
+        let gbk = Charset::from_name("GBK").unwrap();
+        assert_eq!(
+            to_utf8(gbk, b"\xd6\xd0 x").map(|c| c.into_owned()),
+            Ok("中 x".as_bytes().to_vec())
+        );
+        assert!(matches!(to_utf8(gbk, b"ok"), Ok(Cow::Borrowed(_))));
+        assert_eq!(to_utf8(gbk, &[0xd6]).unwrap_err().hex, "d6");
+        // Every name the list gives is one from_name knows.
+        for name in SUPPORTED.split(", ") {
+            assert!(Charset::from_name(name).is_some(), "{name}");
+        }
+        assert_eq!(Charset::from_name("swe7"), None);
+    }
+
+    #[test]
     fn invalid_utf8_is_refused_with_its_bytes() {
         let err = to_utf8(Charset::Utf8, &[0xff, 0xfe]).unwrap_err();
         assert_eq!(err.hex, "fffe");
-        assert!(to_utf8(Charset::Ascii, &[0x80]).is_err());
+        assert_eq!(
+            to_utf8(Charset::Ascii, b"a\x80").map(|c| c.into_owned()),
+            Ok(b"a?".to_vec())
+        );
         assert!(to_utf8(Charset::Utf16Be, &[0xd8, 0x00]).is_err());
         assert!(to_utf8(Charset::Utf32, &[0, 0x11, 0, 0]).is_err());
         assert_eq!(

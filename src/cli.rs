@@ -3,14 +3,16 @@
 //!
 //! `run` starts every pipe and the HTTP API (on `api.listen`) and stops both on the same
 //! SIGTERM/SIGINT; it refuses to start when the API cannot listen, so a daemon that runs is
-//! always observable. The commands that talk to a running daemon ([`remote`]) use its API;
-//! `status` also reads the state store directly, which works while no daemon runs.
+//! always observable, and when the API would listen beyond loopback without a token (unless
+//! `api.allow_unauthenticated`). The commands that talk to a running daemon ([`remote`]) use
+//! its API, with the token from `--token`, `TRIBUTARY_API_TOKEN` or the config; `status` also
+//! reads the state store directly, which works while no daemon runs.
 
 mod check;
-mod output;
 mod remote;
 mod status;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,16 +21,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::api::client::Endpoint;
+use crate::config::{ApiConfig, Config};
 use crate::pipe::control::{PipeHandle, Registry};
 use crate::pipe::{self, Outcome};
-use output::{api_url, say, DEFAULT_API};
 
 /// Time pipes get to flush and checkpoint after SIGTERM/SIGINT before the process exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Time the API gets to finish its open requests once the pipes have stopped.
 const API_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The API's address when neither `--api` nor `--config` says otherwise (the config default).
+const DEFAULT_API: &str = "http://127.0.0.1:9187";
 
 #[derive(Parser)]
 #[command(
@@ -50,16 +55,28 @@ enum LogFormat {
     Json,
 }
 
-/// Where a running daemon's API is.
+/// Where a running daemon's API is, and how to be let in.
 #[derive(Args, Clone)]
 struct ApiArgs {
-    /// The daemon's API, e.g. http://127.0.0.1:9187 [default: http:// + the config's
-    /// api.listen with --config, else http://127.0.0.1:9187]
+    /// The daemon's API, e.g. http://127.0.0.1:9187 [default: http:// (https:// with
+    /// api.tls_cert) + the config's api.listen with --config, else http://127.0.0.1:9187]
     #[arg(long, value_name = "URL")]
     api: Option<String>,
-    /// The daemon's config file (for its api.listen).
+    /// The daemon's config file (for its api.listen, token and certificate).
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// The API's bearer token [default: the config's api.token or api.token_file]
+    #[arg(
+        long,
+        env = "TRIBUTARY_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// CA certificates (PEM) to trust for an https:// API besides the system roots
+    /// [default: the config's api.tls_cert]
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -156,7 +173,16 @@ enum TablesCommand {
     },
 }
 
+/// Writes command output to stdout. A reader that went away (`tributary status | head`) is not
+/// an error of the command: the rest of the output is dropped and the exit code stays the
+/// command's own (`println!` would panic instead).
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 pub(crate) fn main() -> ExitCode {
+    crate::tls::install_provider();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -177,26 +203,29 @@ pub(crate) fn main() -> ExitCode {
         Command::Run { config } => load(&config).map(|c| runtime.block_on(run(c))),
         Command::Check { config } => load(&config).map(|c| runtime.block_on(check::check(c))),
         Command::Status { pipe, json, target } => target.config().map(|config| {
-            let api = target.api.clone();
-            runtime.block_on(status::status(config, api, pipe, json))
+            // Without --api, a config's API is only asked if it answers: the state store is
+            // read otherwise.
+            let probe = target.api.is_none() && config.is_some();
+            let endpoint = target.endpoint_of(config.as_ref().map(|c| &c.api));
+            runtime.block_on(status::status(config, endpoint, probe, pipe, json))
         }),
         Command::Pause { pipe, target } => target
-            .url()
-            .map(|url| runtime.block_on(remote::command(&url, &pipe, "pause"))),
+            .endpoint()
+            .map(|api| runtime.block_on(remote::command(&api, &pipe, "pause"))),
         Command::Resume { pipe, target } => target
-            .url()
-            .map(|url| runtime.block_on(remote::command(&url, &pipe, "resume"))),
+            .endpoint()
+            .map(|api| runtime.block_on(remote::command(&api, &pipe, "resume"))),
         Command::Resync { pipe, target } => target
-            .url()
-            .map(|url| runtime.block_on(remote::command(&url, &pipe, "resync"))),
+            .endpoint()
+            .map(|api| runtime.block_on(remote::command(&api, &pipe, "resync"))),
         Command::Tables { action } => match action {
             TablesCommand::Add {
                 pipe,
                 table,
                 widen_selection,
                 target,
-            } => target.url().map(|url| {
-                runtime.block_on(remote::add_table(&url, &pipe, &table, widen_selection))
+            } => target.endpoint().map(|api| {
+                runtime.block_on(remote::add_table(&api, &pipe, &table, widen_selection))
             }),
             TablesCommand::Remove {
                 pipe,
@@ -204,19 +233,19 @@ pub(crate) fn main() -> ExitCode {
                 drop,
                 target,
             } => target
-                .url()
-                .map(|url| runtime.block_on(remote::remove_table(&url, &pipe, &table, drop))),
+                .endpoint()
+                .map(|api| runtime.block_on(remote::remove_table(&api, &pipe, &table, drop))),
             TablesCommand::Resync {
                 pipe,
                 table,
                 target,
             } => target
-                .url()
-                .map(|url| runtime.block_on(remote::resync_table(&url, &pipe, &table))),
+                .endpoint()
+                .map(|api| runtime.block_on(remote::resync_table(&api, &pipe, &table))),
         },
         Command::Health { ready, target } => target
-            .url()
-            .map(|url| runtime.block_on(remote::health(&url, ready))),
+            .endpoint()
+            .map(|api| runtime.block_on(remote::health(&api, ready))),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -234,16 +263,76 @@ impl ApiArgs {
         self.config.as_deref().map(load).transpose()
     }
 
-    /// `--api`, else the config's `api.listen`, else [`DEFAULT_API`].
-    fn url(&self) -> Result<String, ExitCode> {
-        if let Some(api) = &self.api {
-            return Ok(api.clone());
-        }
-        Ok(match self.config()? {
-            Some(config) => api_url(config.api.listen),
-            None => DEFAULT_API.to_owned(),
-        })
+    /// The API to ask: see [`ApiArgs::endpoint_of`].
+    fn endpoint(&self) -> Result<Endpoint, ExitCode> {
+        let config = self.config()?;
+        Ok(self.endpoint_of(config.as_ref().map(|c| &c.api)))
     }
+
+    /// `--api`, else the config's `api.listen`, else [`DEFAULT_API`]; the token from
+    /// `--token`/`TRIBUTARY_API_TOKEN`, else the config's; the CA from `--ca-file`, else the
+    /// config's `api.tls_cert` (a self-signed certificate is its own CA).
+    fn endpoint_of(&self, api: Option<&ApiConfig>) -> Endpoint {
+        let url = match (&self.api, api) {
+            (Some(url), _) => url.clone(),
+            (None, Some(api)) => api_url(api.listen, api.tls.is_some()),
+            (None, None) => DEFAULT_API.to_owned(),
+        };
+        Endpoint {
+            url,
+            token: self
+                .token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .or_else(|| api.and_then(|a| a.token.clone())),
+            ca_file: self
+                .ca_file
+                .clone()
+                .or_else(|| api.and_then(|a| a.tls.as_ref()).map(|t| t.cert.clone())),
+        }
+    }
+}
+
+/// The URL a client on this host reaches `listen` at: an unspecified address (`0.0.0.0`, `::`)
+/// is reached on loopback.
+fn api_url(listen: SocketAddr, tls: bool) -> String {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
+/// File descriptors the pipes' own connections may need beyond the API's (snapshot readers,
+/// ClickHouse inserts, the binlog): what `api.max_connections` must leave free.
+const FD_RESERVE: u64 = 256;
+
+/// Warns when the process's open-file limit leaves the pipes too few descriptors once the API
+/// holds `max_connections` (Linux: `/proc/self/limits`; elsewhere nothing is checked).
+fn check_fd_headroom(max_connections: usize) {
+    let Some(limit) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| open_files_limit(&text))
+    else {
+        return;
+    };
+    if (max_connections as u64).saturating_add(FD_RESERVE) > limit {
+        warn!(limit, max_connections, "the process may open {limit} files, and api.max_connections = {max_connections} leaves fewer than {FD_RESERVE} of them to the pipes' connections: raise the limit (systemd LimitNOFILE, docker --ulimit nofile) or lower api.max_connections");
+    }
+}
+
+/// The soft "Max open files" limit of a `/proc/<pid>/limits` text; `None` when unlimited.
+fn open_files_limit(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn init_logging(format: LogFormat) {
@@ -261,6 +350,17 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(config: Config) -> ExitCode {
+    if let Some(problem) = config.api.exposure_problem() {
+        eprintln!("error: {problem}");
+        return ExitCode::from(2);
+    }
+    let settings = match crate::api::Settings::new(&config.api) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: api.tls_cert / api.tls_key: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if crate::metrics::install().is_none() {
         warn!("metrics recorder not installed; /metrics will answer 500");
     }
@@ -271,10 +371,19 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match listener.local_addr() {
-        Ok(addr) => info!(addr = %addr, "api listening"),
-        Err(_) => info!(addr = %config.api.listen, "api listening"),
-    }
+    let addr = listener.local_addr().unwrap_or(config.api.listen);
+    let scheme = if config.api.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let auth = if config.api.token.is_some() {
+        "bearer token"
+    } else {
+        "none"
+    };
+    info!(addr = %addr, scheme, auth, "api listening");
+    check_fd_headroom(config.api.max_connections);
     let (tx, rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut registry = std::collections::BTreeMap::new();
@@ -284,7 +393,7 @@ async fn run(config: Config) -> ExitCode {
         tasks.spawn(pipe::run(cfg, handle, commands, rx.clone()));
     }
     let registry: Registry = std::sync::Arc::new(registry);
-    let mut api = tokio::spawn(crate::api::serve(listener, registry, rx.clone()));
+    let mut api = tokio::spawn(crate::api::serve(listener, registry, settings, rx.clone()));
     let code = run_pipes(&tx, tasks).await;
     // The pipes have ended (signal, completion or failure): the API goes with them.
     let _ = tx.send(true);
@@ -359,6 +468,30 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_url_reaches_unspecified_addresses_on_loopback() {
+        let url = |s: &str| api_url(s.parse().expect("socket address"), false);
+        assert_eq!(url("0.0.0.0:9187"), "http://127.0.0.1:9187");
+        assert_eq!(url("[::]:9187"), "http://[::1]:9187");
+        assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
+        assert_eq!(
+            api_url("0.0.0.0:9187".parse().expect("socket address"), true),
+            "https://127.0.0.1:9187"
+        );
+    }
+
+    #[test]
+    fn the_open_files_limit_is_read() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max processes             unlimited            unlimited            processes\n\
+                    Max open files            1024                 524288               files\n";
+        assert_eq!(open_files_limit(text), Some(1024));
+        assert_eq!(
+            open_files_limit("Max open files            unlimited unlimited files\n"),
+            None
+        );
+    }
 
     #[test]
     fn the_cli_parses() {

@@ -5,14 +5,18 @@
 //! snapshot and the same value read from the binlog always encode identically. The few places
 //! where the two protocols represent a type differently are matched on the `Value` variant
 //! (ENUM index vs text, TIMESTAMP epoch vs civil time, YEAR text vs int) or on [`Origin`] (SET
-//! bitmask vs text; text in the column charset vs already converted to utf8mb4 by the server).
+//! bitmask vs text; text in the column charset vs already converted to utf8mb4 by the server;
+//! MariaDB's UUID / INET4 / INET6 as stored bytes vs their text form).
 //!
 //! Dates ClickHouse cannot hold follow one rule: zero or invalid dates (`0000-00-00`, allowed
 //! by some `sql_mode`s) become the ClickHouse minimum `1900-01-01 00:00:00`, and dates outside
-//! ClickHouse's range `[1900-01-01, 2299-12-31]` are clamped to it. Both are counted in
-//! [`CLAMPED_VALUES`].
+//! ClickHouse's range `[1900-01-01, 2299-12-31]` are clamped to it. Both are recorded for the
+//! thread that encoded them: a reader calls [`take_clamps`] right after encoding a row or an
+//! event, before it awaits anything (a task can move to another thread at an await), and
+//! reports them for its pipe and table.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use mysql_common::value::Value;
 
@@ -20,8 +24,36 @@ use crate::charset::{hex_prefix, to_utf8, CharsetError};
 use crate::clickhouse::rowbinary::{decimal_width, put_bytes, put_null_flag, put_varint, I256};
 use crate::schema::{Charset, ColumnDef, SourceType};
 
-/// Values changed to fit ClickHouse (zero dates, out-of-range dates), process-wide.
-pub(crate) static CLAMPED_VALUES: AtomicU64 = AtomicU64::new(0);
+/// Values changed to fit ClickHouse (zero dates, out-of-range dates) since the last
+/// [`take_clamps`] on this thread.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Clamps {
+    pub count: u64,
+    /// The columns they were in, each once.
+    pub columns: Vec<String>,
+}
+
+thread_local! {
+    static CLAMPS: RefCell<Clamps> = RefCell::default();
+}
+
+/// The values this thread clamped since the last call, if any.
+pub(crate) fn take_clamps() -> Option<Clamps> {
+    CLAMPS.with(|c| {
+        let mut c = c.borrow_mut();
+        (c.count > 0).then(|| std::mem::take(&mut *c))
+    })
+}
+
+fn clamped(column: &str) {
+    CLAMPS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.count += 1;
+        if !c.columns.iter().any(|n| n == column) {
+            c.columns.push(column.to_owned());
+        }
+    });
+}
 
 /// Which reader produced a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +79,11 @@ pub(crate) enum DecodeError {
         source: CharsetError,
     },
 }
+
+/// A geometry value starts with its SRID (4 bytes) and then its WKB, whose header is a byte
+/// order byte and a 4-byte geometry type.
+const SRID_BYTES: usize = 4;
+const WKB_HEADER_BYTES: usize = 5;
 
 const MIN_DAYS: i64 = -25_567; // 1900-01-01
 const MAX_DAYS: i64 = 120_529; // 2299-12-31
@@ -153,9 +190,22 @@ pub(crate) fn encode(
             }
             _ => Err(bad("expected bytes")),
         },
-        SourceType::Binary | SourceType::Json | SourceType::Geometry => match value {
+        SourceType::Binary | SourceType::Json => match value {
             Value::Bytes(b) => {
                 put_bytes(out, b);
+                Ok(())
+            }
+            _ => Err(bad("expected bytes")),
+        },
+        // Both protocols send the server's own value: a 4-byte SRID, then WKB. ClickHouse's
+        // readWKB functions read plain WKB, so the SRID is dropped.
+        SourceType::Geometry => match value {
+            Value::Bytes(b) => {
+                let wkb = b
+                    .get(SRID_BYTES..)
+                    .filter(|wkb| wkb.len() >= WKB_HEADER_BYTES)
+                    .ok_or_else(|| bad("shorter than an SRID and a WKB header"))?;
+                put_bytes(out, wkb);
                 Ok(())
             }
             _ => Err(bad("expected bytes")),
@@ -205,8 +255,8 @@ pub(crate) fn encode(
                 return Err(bad("expected a DATE"));
             };
             let days = civil_days(*y, *m, *d)
-                .map(|days| clamp(days, MIN_DAYS, MAX_DAYS))
-                .unwrap_or_else(zero_date);
+                .map(|days| clamp(days, MIN_DAYS, MAX_DAYS, &col.name))
+                .unwrap_or_else(|| zero_date(&col.name));
             out.extend_from_slice(&(days as i32).to_le_bytes());
             Ok(())
         }
@@ -219,17 +269,17 @@ pub(crate) fn encode(
                                 * 1_000_000
                             + i64::from(*us)
                     })
-                    .map(clamp_datetime)
-                    .unwrap_or_else(|| zero_date() * SECONDS_PER_DAY * 1_000_000),
+                    .map(|m| clamp_datetime(m, &col.name))
+                    .unwrap_or_else(|| zero_date(&col.name) * SECONDS_PER_DAY * 1_000_000),
                 // Binlog TIMESTAMP2: "seconds[.micros]" since the epoch; 0 is the zero date.
                 Value::Bytes(b) => {
                     match parse_epoch_micros(b).ok_or_else(|| bad("not a timestamp"))? {
-                        0 => zero_date() * SECONDS_PER_DAY * 1_000_000,
-                        m => clamp_datetime(m),
+                        0 => zero_date(&col.name) * SECONDS_PER_DAY * 1_000_000,
+                        m => clamp_datetime(m, &col.name),
                     }
                 }
-                Value::Int(0) => zero_date() * SECONDS_PER_DAY * 1_000_000,
-                Value::Int(secs) => clamp_datetime(secs.saturating_mul(1_000_000)),
+                Value::Int(0) => zero_date(&col.name) * SECONDS_PER_DAY * 1_000_000,
+                Value::Int(secs) => clamp_datetime(secs.saturating_mul(1_000_000), &col.name),
                 _ => return Err(bad("expected a date and time")),
             };
             let ticks = micros / 10i64.pow(6 - u32::from((*fsp).min(6)));
@@ -246,6 +296,31 @@ pub(crate) fn encode(
                 + i64::from(*s);
             let micros = secs * 1_000_000 + i64::from(*us);
             out.extend_from_slice(&(if *neg { -micros } else { micros }).to_le_bytes());
+            Ok(())
+        }
+        SourceType::Uuid => {
+            let uuid = stored_bytes(value, origin, parse_uuid).ok_or_else(|| bad("not a UUID"))?;
+            // ClickHouse's UUID: the high, then the low 64 bits of the text form, each
+            // little-endian.
+            out.extend(uuid[..8].iter().rev());
+            out.extend(uuid[8..].iter().rev());
+            Ok(())
+        }
+        SourceType::Inet4 => {
+            let addr = stored_bytes(value, origin, |t| {
+                t.parse().ok().map(|a: Ipv4Addr| a.octets())
+            })
+            .ok_or_else(|| bad("not an IPv4 address"))?;
+            // ClickHouse's IPv4 is the address as a little-endian UInt32.
+            out.extend(addr.iter().rev());
+            Ok(())
+        }
+        SourceType::Inet6 => {
+            let addr = stored_bytes(value, origin, |t| {
+                t.parse().ok().map(|a: Ipv6Addr| a.octets())
+            })
+            .ok_or_else(|| bad("not an IPv6 address"))?;
+            out.extend_from_slice(&addr);
             Ok(())
         }
         SourceType::Year => {
@@ -266,24 +341,64 @@ pub(crate) fn encode(
     }
 }
 
-fn zero_date() -> i64 {
-    CLAMPED_VALUES.fetch_add(1, Ordering::Relaxed);
+/// The bytes of a MariaDB fixed-size binary type (UUID, INET4, INET6) in network / text order.
+/// The binlog sends them as stored, less the trailing zero bytes a BINARY(n) cell drops; a
+/// result set sends the server's text form, which `parse` reads.
+fn stored_bytes<const N: usize>(
+    value: &Value,
+    origin: Origin,
+    parse: impl Fn(&str) -> Option<[u8; N]>,
+) -> Option<[u8; N]> {
+    let Value::Bytes(b) = value else {
+        return None;
+    };
+    match origin {
+        Origin::Binlog => {
+            let mut out = [0u8; N];
+            out.get_mut(..b.len())?.copy_from_slice(b);
+            Some(out)
+        }
+        Origin::Snapshot => parse(std::str::from_utf8(b).ok()?),
+    }
+}
+
+/// A UUID as MariaDB prints it, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case).
+pub(crate) fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let dashes = [8, 13, 18, 23];
+    if text.len() != 36 || dashes.iter().any(|&i| text.as_bytes()[i] != b'-') {
+        return None;
+    }
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|&c| c != b'-')
+        .map(|c| char::from(c).to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    let mut out = [0u8; 16];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = pair[0] << 4 | pair[1];
+    }
+    (digits.len() == 32).then_some(out)
+}
+
+fn zero_date(column: &str) -> i64 {
+    clamped(column);
     MIN_DAYS
 }
 
-fn clamp(v: i64, min: i64, max: i64) -> i64 {
+fn clamp(v: i64, min: i64, max: i64, column: &str) -> i64 {
     if v < min || v > max {
-        CLAMPED_VALUES.fetch_add(1, Ordering::Relaxed);
+        clamped(column);
     }
     v.clamp(min, max)
 }
 
-fn clamp_datetime(micros: i64) -> i64 {
+fn clamp_datetime(micros: i64, column: &str) -> i64 {
     const DAY_MICROS: i64 = SECONDS_PER_DAY * 1_000_000;
     clamp(
         micros,
         MIN_DAYS * DAY_MICROS,
         (MAX_DAYS + 1) * DAY_MICROS - 1,
+        column,
     )
 }
 
@@ -558,6 +673,91 @@ mod tests {
             enc(s.clone(), Value::Bytes(vec![0b101]), Origin::Binlog),
             enc(s, Value::Bytes(b"a,c".to_vec()), Origin::Snapshot)
         );
+    }
+
+    #[test]
+    fn geometry_loses_its_srid() {
+        // POINT(1.5 -2) with SRID 4326, as the server stores it.
+        let mut stored = 4326u32.to_le_bytes().to_vec();
+        let wkb = [
+            &[1u8, 1, 0, 0, 0][..],
+            &1.5f64.to_le_bytes(),
+            &(-2.0f64).to_le_bytes(),
+        ]
+        .concat();
+        stored.extend_from_slice(&wkb);
+        for origin in [Origin::Snapshot, Origin::Binlog] {
+            let mut expected = vec![21];
+            expected.extend_from_slice(&wkb);
+            assert_eq!(
+                enc(SourceType::Geometry, Value::Bytes(stored.clone()), origin),
+                Ok(expected)
+            );
+        }
+        assert!(enc(
+            SourceType::Geometry,
+            Value::Bytes(vec![0; 8]),
+            Origin::Binlog
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn uuid_and_inet_from_both_protocols() {
+        let text = "123e4567-e89b-12d3-a456-426655440000";
+        // The binlog drops the trailing zero bytes of a BINARY(16) cell.
+        let stored = vec![
+            0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x55, 0x44,
+        ];
+        let rowbinary = vec![
+            0xd3, 0x12, 0x9b, 0xe8, 0x67, 0x45, 0x3e, 0x12, 0, 0, 0x44, 0x55, 0x66, 0x42, 0x56,
+            0xa4,
+        ];
+        assert_eq!(
+            enc(SourceType::Uuid, Value::Bytes(stored), Origin::Binlog),
+            Ok(rowbinary.clone())
+        );
+        assert_eq!(
+            enc(
+                SourceType::Uuid,
+                Value::Bytes(text.into()),
+                Origin::Snapshot
+            ),
+            Ok(rowbinary)
+        );
+        let v4 = [0x0a, 0, 0, 0];
+        assert_eq!(
+            enc(SourceType::Inet4, Value::Bytes(vec![0x0a]), Origin::Binlog),
+            Ok(v4.iter().rev().copied().collect())
+        );
+        assert_eq!(
+            enc(
+                SourceType::Inet4,
+                Value::Bytes(b"10.0.0.0".to_vec()),
+                Origin::Snapshot
+            ),
+            Ok(vec![0, 0, 0, 0x0a])
+        );
+        let mut v6 = vec![0u8; 16];
+        v6[10..].copy_from_slice(&[0xff, 0xff, 1, 2, 3, 4]);
+        for (value, origin) in [
+            (b"::ffff:1.2.3.4".to_vec(), Origin::Snapshot),
+            (v6.clone(), Origin::Binlog),
+        ] {
+            assert_eq!(
+                enc(SourceType::Inet6, Value::Bytes(value), origin),
+                Ok(v6.clone())
+            );
+        }
+        for (ty, bad) in [
+            (SourceType::Uuid, &b"123e4567e89b12d3a456426655440000"[..]),
+            (SourceType::Uuid, b"123e4567-e89b-12d3-a456-42665544000g"),
+            (SourceType::Inet4, b"1.2.3"),
+            (SourceType::Inet6, b"1::2::3"),
+        ] {
+            assert!(enc(ty, Value::Bytes(bad.to_vec()), Origin::Snapshot).is_err());
+        }
+        assert!(enc(SourceType::Inet4, Value::Bytes(vec![1; 5]), Origin::Binlog).is_err());
     }
 
     #[test]

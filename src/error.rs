@@ -25,8 +25,6 @@ pub(crate) enum Error {
         table: String,
         source: crate::schema::SchemaError,
     },
-    #[error("no source table matches the include patterns {patterns:?} (minus excludes); check `tables.include`")]
-    NoTables { patterns: Vec<String> },
     #[error("table `{table}`: {source} (at binlog {position})")]
     Decode {
         table: String,
@@ -58,6 +56,12 @@ pub(crate) enum Error {
     SourceUrl { detail: String },
     #[error("{table}: primary key names an unknown column")]
     UnknownKeyColumn { table: String },
+    #[error("source `{url}`: TLS with ssl_mode = {mode}: {problem}")]
+    SourceTls {
+        url: String,
+        mode: crate::config::SslMode,
+        problem: String,
+    },
     #[error("source answered `{query}` in a way tributary cannot read: {detail}")]
     SourceRow { query: String, detail: String },
     #[error("ClickHouse `{url}`: {message}")]
@@ -66,6 +70,8 @@ pub(crate) enum Error {
         message: String,
         cause: TargetCause,
     },
+    #[error("ClickHouse `{url}`: TLS: {problem}")]
+    TargetTls { url: String, problem: String },
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     /// A table the pipe cannot plan: an option that does not fit it, a definition it cannot
@@ -154,7 +160,6 @@ impl Error {
             Error::InvalidSourceSetting { .. } => "source_setting",
             Error::NoPrimaryKey { .. } => "no_primary_key",
             Error::Schema { .. } => "schema",
-            Error::NoTables { .. } => "no_tables",
             Error::TableNotFound { .. } => "table_not_found",
             Error::Selection(_) => "selection",
             Error::Decode { .. } => "decode",
@@ -162,6 +167,7 @@ impl Error {
             Error::PositionPurged { .. } => "position_purged",
             Error::Source { .. } | Error::SourceRow { .. } | Error::StreamLost { .. } => "source",
             Error::Target { .. } => "target",
+            Error::SourceTls { .. } | Error::TargetTls { .. } => "tls",
             Error::SourceUrl { .. }
             | Error::UnknownKeyColumn { .. }
             | Error::Config(_)

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 /// module and its submodules, unless a longer path is listed; "" is the crate root).
 const LAYERS: &[(&str, &[&str])] = &[
     (
-        "what the operator configures; the states of a pipe",
-        &["config", "lifecycle"],
+        "what the operator configures, its TLS material; the states of a pipe",
+        &["config", "tls", "lifecycle"],
     ),
     (
         "source table definitions and target plans",

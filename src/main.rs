@@ -22,6 +22,7 @@ mod state;
 mod target;
 #[cfg(test)]
 mod test_servers;
+mod tls;
 
 fn main() -> std::process::ExitCode {
     cli::main()

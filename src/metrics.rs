@@ -14,11 +14,12 @@
 //! Call [`snapshot_rows`] and [`cdc_changes`] once per committed chunk or batch with its row
 //! count, not once per row.
 
-use std::sync::atomic::Ordering;
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::warn;
 
 use crate::lifecycle::PipeState;
 
@@ -92,7 +93,7 @@ fn describe() {
     );
     describe_counter!(
         CLAMPED_VALUES,
-        "Source values ClickHouse cannot hold that were clamped by the documented rule (zero, invalid or out-of-range dates)."
+        "Source values ClickHouse cannot hold that were clamped by the documented rule (zero, invalid or out-of-range dates), per pipe and source table, counted as read."
     );
     describe_gauge!(
         TABLES_ISOLATED,
@@ -112,7 +113,6 @@ fn describe() {
 /// Renders every metric in the Prometheus text format, or `None` without a recorder.
 pub(crate) fn render() -> Option<String> {
     let handle = HANDLE.get().cloned().flatten()?;
-    clamped_values();
     handle.run_upkeep();
     Some(handle.render())
 }
@@ -179,10 +179,23 @@ pub(crate) fn spilled(pipe: &str) {
     counter!(SPILLS, "pipe" => pipe.to_owned()).increment(1);
 }
 
-/// Publishes [`crate::decode::CLAMPED_VALUES`] (process-wide: the decoder does not know the
-/// pipe). Called before each render.
-pub(crate) fn clamped_values() {
-    counter!(CLAMPED_VALUES).absolute(crate::decode::CLAMPED_VALUES.load(Ordering::Relaxed));
+/// Values of `table` clamped to fit ClickHouse; the first clamp of each column is logged, so
+/// an operator learns which column holds them without a log line per value.
+pub(crate) fn clamped_values(pipe: &str, table: &str, clamps: &crate::decode::Clamps) {
+    static LOGGED: Mutex<BTreeSet<(String, String, String)>> = Mutex::new(BTreeSet::new());
+    counter!(CLAMPED_VALUES, "pipe" => pipe.to_owned(), "table" => table.to_owned())
+        .increment(clamps.count);
+    let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    for column in &clamps.columns {
+        if logged.insert((pipe.to_owned(), table.to_owned(), column.clone())) {
+            warn!(
+                pipe,
+                table,
+                column,
+                "a value ClickHouse cannot hold (a zero or out-of-range date) was clamped by the documented rule; later ones of this column are only counted in tributary_clamped_values_total"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -217,6 +230,11 @@ mod tests {
         error(p, "transient");
         retry(p, "flush");
         retry(p, "flush");
+        let clamps = crate::decode::Clamps {
+            count: 3,
+            columns: vec!["born".into()],
+        };
+        clamped_values(p, "shop.people", &clamps);
         let text = render().unwrap();
 
         let pipe = format!("pipe=\"{p}\"");
@@ -250,9 +268,9 @@ mod tests {
             value(sample(&text, RETRIES, &[&pipe, "what=\"flush\""]).unwrap()),
             2.0
         );
-        assert!(
-            text.lines().any(|l| l.starts_with(CLAMPED_VALUES)),
-            "{text}"
+        assert_eq!(
+            value(sample(&text, CLAMPED_VALUES, &[&pipe, "table=\"shop.people\""]).unwrap()),
+            3.0
         );
         for name in [
             SNAPSHOT_ROWS,

@@ -2,13 +2,25 @@
 //!
 //! Contract: [`Target::insert`] returns only once ClickHouse has written the rows
 //! (`async_insert = 0`), so a checkpoint stored after it never points past data that is not
-//! durable in the target.
+//! durable in the target. An `https://` target is reached over rustls with the system roots
+//! plus `target.ca_file` (or no verification with `target.skip_verify`, warned about each time
+//! a target is set up); a certificate it refuses is a definite [`Error::TargetTls`].
+
+use std::time::Duration;
 
 use bytes::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
+use tracing::warn;
 
 use crate::config::TargetConfig;
 use crate::error::{Error, Result, TargetCause};
+
+/// As the clickhouse crate's own client: TCP keep-alive, and idle pooled connections closed
+/// before ClickHouse's 3 s keep-alive timeout closes them under a request.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub(crate) struct Target {
@@ -23,6 +35,23 @@ impl Target {
     pub fn new(cfg: &TargetConfig) -> Result<Target> {
         let password = cfg.password()?;
         let url = cfg.url.as_str().trim_end_matches('/').to_owned();
+        // The crate's TLS features take neither a CA file nor skip-verify: the HTTP client is
+        // built here, over the same hyper stack.
+        let tls = crate::tls::client_config(cfg.ca_file.as_deref(), cfg.skip_verify).map_err(
+            |problem| Error::TargetTls {
+                url: url.clone(),
+                problem,
+            },
+        )?;
+        if cfg.skip_verify {
+            warn!(url = %url, "target.skip_verify = true: the ClickHouse server's certificate is not checked, so anyone on the network path can pose as it; set target.ca_file instead");
+        }
+        let mut http = HttpConnector::new();
+        http.set_keepalive(Some(TCP_KEEPALIVE));
+        let connector = crate::tls::https_connector(tls, http);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
         // Compressing bodies costs CPU on both ends; it pays across a network, not on loopback.
         let loopback = match cfg.url.host() {
             Some(url::Host::Domain(d)) => d == "localhost",
@@ -35,7 +64,7 @@ impl Target {
         } else {
             clickhouse::Compression::Lz4
         };
-        let client = clickhouse::Client::default()
+        let client = clickhouse::Client::with_http_client(http)
             .with_url(url.clone())
             .with_user(cfg.user.clone())
             .with_password(password)
@@ -57,6 +86,15 @@ impl Target {
     }
 
     fn error(&self, err: clickhouse::error::Error) -> Error {
+        if let Some(tls) = crate::tls::rustls_error(&err) {
+            return Error::TargetTls {
+                url: self.url.clone(),
+                problem: crate::tls::describe(
+                    tls,
+                    "set target.ca_file to the PEM file of the CA that signed it",
+                ),
+            };
+        }
         let message = err.to_string();
         let cause = match &err {
             clickhouse::error::Error::Network(_) => TargetCause::Network,

@@ -251,9 +251,12 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
     let config = s.config(&pipe, "");
     let daemon = Daemon::start(&config);
     s.wait_for_state(&pipe, "Running", WITHIN);
-    // A column of a type the mapping does not know.
-    s.exec(&mut conn, "ALTER TABLE weird ADD COLUMN ip INET6")
-        .await;
+    // A column the mapping refuses (swe7 text: the one charset not converted).
+    s.exec(
+        &mut conn,
+        "ALTER TABLE weird ADD COLUMN s VARCHAR(5) CHARACTER SET swe7",
+    )
+    .await;
     s.exec(
         &mut conn,
         "INSERT INTO weird (id, a) VALUES (2, 2); INSERT INTO other VALUES (2, 2)",
@@ -269,7 +272,8 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
         .as_str()
         .unwrap_or_default();
     assert!(
-        error.contains("ALTER TABLE weird ADD COLUMN ip INET6") && error.contains("inet6"),
+        error.contains("ALTER TABLE weird ADD COLUMN s VARCHAR(5) CHARACTER SET swe7")
+            && error.contains("swe7"),
         "{status}"
     );
     assert_eq!(status["state"], "Running");
@@ -280,7 +284,7 @@ async fn a_ddl_the_target_cannot_take_isolates_only_its_table_until_its_resync()
 
     // The operator takes the column out again; `tributary tables resync` reloads the isolated
     // table with its definition now and replicates it again.
-    s.exec(&mut conn, "ALTER TABLE weird DROP COLUMN ip").await;
+    s.exec(&mut conn, "ALTER TABLE weird DROP COLUMN s").await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(["tables", "resync", &pipe.name, &format!("{db}.weird")])
         .args(["--api", &pipe.api_url()])
@@ -541,6 +545,31 @@ async fn wait_until(what: &str, daemon: &Daemon, mut done: impl FnMut() -> bool)
     }
 }
 
+/// Like [`wait_until`], but the deadline counts from the last change of `progress` (rows
+/// loaded): a slow load on a busy machine is waited for, a stuck one fails.
+async fn wait_while_loading(
+    what: &str,
+    daemon: &Daemon,
+    mut progress: impl FnMut() -> u64,
+    mut done: impl FnMut() -> bool,
+) {
+    let mut last = progress();
+    let mut deadline = std::time::Instant::now() + WITHIN;
+    while !done() {
+        let now = progress();
+        if now != last {
+            last = now;
+            deadline = std::time::Instant::now() + WITHIN;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} (no progress for {WITHIN:?} at {last} rows)\n{}",
+            support::tail(&daemon.log_text(), 20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// CREATE … SELECT, DROP TABLE (target kept, or dropped with `on_source_drop = "drop"`), the
 /// same name created again (a fresh target) and CREATE TABLE IF NOT EXISTS over an existing
 /// target (rebuilt from a snapshot).
@@ -679,7 +708,9 @@ async fn a_table_reload_runs_alongside_replication_and_survives_kill_9() {
     .await;
     let daemon = Daemon::start(&config);
     equal_within(&s, &pipe, &daemon, &[BIG, OTHER], RELOADED_WITHIN).await;
-    wait_until("the copy was not swapped in", &daemon, || {
+    // The live table is equal before the swap (it gets the changes too): the swap comes when
+    // the load ends, however slow the machine, as long as the load moves.
+    wait_while_loading("the copy was not swapped in", &daemon, copy_rows, || {
         !table_exists(&s, &db, "big_resync")
     })
     .await;
@@ -763,5 +794,98 @@ async fn a_table_dropped_during_its_reload_leaves_the_pipe_running() {
     );
     s.exec(&mut conn, "INSERT INTO other VALUES (3, 3)").await;
     equal(&s, &pipe, &daemon, &[OTHER]).await;
+    s.cleanup(&pipe).await;
+}
+
+/// Charset and collation names written as strings, as HeidiSQL writes them: tables created so
+/// are replicated, and a column altered so is followed in place (no isolation).
+#[tokio::test(flavor = "multi_thread")]
+async fn quoted_charset_and_collation_names_are_followed() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("quotedcs");
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE q3 (id INT PRIMARY KEY, c VARCHAR(10) CHARACTER SET latin1);
+         INSERT INTO q3 VALUES (1, 'café');",
+    )
+    .await;
+    let daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(
+        &mut conn,
+        "CREATE TABLE q1 (id INT PRIMARY KEY, c VARCHAR(10) CHARACTER SET 'utf8mb4');
+         CREATE TABLE q2 (id INT PRIMARY KEY, c VARCHAR(10)) COLLATE='utf8mb4_general_ci' ENGINE=InnoDB;
+         ALTER TABLE q3 MODIFY c VARCHAR(20) CHARACTER SET 'utf8mb4' COLLATE 'utf8mb4_bin';
+         INSERT INTO q1 VALUES (1, 'ü😀'), (2, NULL);
+         INSERT INTO q2 VALUES (1, '中文😀');
+         INSERT INTO q3 VALUES (2, 'ü😀 €'); UPDATE q3 SET c = 'crème 😀' WHERE id = 1;",
+    )
+    .await;
+    let tables: Vec<Table> = ["q1", "q2", "q3"]
+        .into_iter()
+        .map(|name| Table {
+            name,
+            key: &["id"],
+            columns: &[("id", Kind::Int), ("c", Kind::Text)],
+        })
+        .collect();
+    equal(&s, &pipe, &daemon, &tables).await;
+    assert_eq!(isolated_tables(&s, &pipe.db), "0");
+    s.cleanup(&pipe).await;
+}
+
+/// `MODIFY … NOT NULL` on a nullable column: ClickHouse takes it only with a DEFAULT, and the
+/// NULLs the server converted (non-strict mode, no row events) become the implicit default in
+/// the target too; the pipe stays Running and the table is never isolated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_made_not_null_is_followed_in_place() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("notnull");
+    let mut conn = create(
+        &s,
+        &pipe,
+        "CREATE TABLE n2 (id INT PRIMARY KEY, c INT, t VARCHAR(10));
+         INSERT INTO n2 VALUES (1, NULL, NULL), (2, 5, 'x');
+         CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO other VALUES (1, 1);",
+    )
+    .await;
+    let mut daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(&mut conn, "INSERT INTO n2 VALUES (3, NULL, 'y')")
+        .await;
+    // Non-strict: the server turns the NULLs into 0 and '' without row events.
+    s.exec(
+        &mut conn,
+        "SET SESSION sql_mode = ''; ALTER TABLE n2 MODIFY c INT NOT NULL, MODIFY t VARCHAR(10) NOT NULL",
+    )
+    .await;
+    s.exec(
+        &mut conn,
+        "INSERT INTO n2 VALUES (4, 7, 'z'); UPDATE n2 SET c = c + 1 WHERE id = 2; INSERT INTO other VALUES (2, 2)",
+    )
+    .await;
+    let n2 = Table {
+        name: "n2",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("c", Kind::Int), ("t", Kind::Text)],
+    };
+    equal(&s, &pipe, &daemon, &[n2, OTHER]).await;
+    assert_eq!(s.state(&pipe), "Running");
+    assert_eq!(isolated_tables(&s, &pipe.db), "0");
+    assert!(
+        !daemon.log_text().contains("table isolated"),
+        "followed by a rebuild, not in place:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        s.ch(&format!(
+            "SELECT type FROM system.columns WHERE database = '{}' AND table = 'n2' AND name = 'c'",
+            pipe.db
+        ))
+        .trim(),
+        "Int32"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     s.cleanup(&pipe).await;
 }

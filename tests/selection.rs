@@ -320,3 +320,117 @@ async fn a_column_named_like_tributarys_own_isolates_only_its_table() {
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     s.cleanup(&pipe).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipe_with_no_table_yet_runs_and_takes_tables_as_they_are_created() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("empty");
+    let mut conn = s.mysql().await;
+    s.exec(&mut conn, &format!("CREATE DATABASE `{}`", pipe.db))
+        .await;
+    let mut daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(
+        &mut conn,
+        &format!(
+            "CREATE TABLE `{0}`.t (id INT PRIMARY KEY, v TEXT); \
+             INSERT INTO `{0}`.t VALUES (1, 'a'), (2, 'b'); UPDATE `{0}`.t SET v = 'c' WHERE id = 2",
+            pipe.db
+        ),
+    )
+    .await;
+    s.wait_equal(&pipe.db, &[T], WITHIN, &daemon).await;
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    s.cleanup(&pipe).await;
+}
+
+/// A pipe whose tables mix what replicates (MariaDB's native types, a legacy charset) with what
+/// cannot (no primary key): the keyless one is isolated with its reason, the others are equal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_that_cannot_be_replicated_does_not_stop_the_others() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("mixed");
+    let mut conn = s.mysql().await;
+    s.exec(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE `{0}`; USE `{0}`;
+             CREATE TABLE logs (at DATETIME, msg TEXT); INSERT INTO logs VALUES (NOW(), 'x');
+             CREATE TABLE hosts (id INT PRIMARY KEY, u UUID, a INET4, b INET6);
+             INSERT INTO hosts VALUES (1, '123e4567-e89b-12d3-a456-426614174000', '10.1.2.3', '2001:db8::1');
+             CREATE TABLE names (id INT PRIMARY KEY, v VARCHAR(20)) CHARACTER SET gbk;
+             INSERT INTO names VALUES (1, '中文'), (2, 'abc');",
+            pipe.db
+        ),
+    )
+    .await;
+    let mut daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(
+        &mut conn,
+        "INSERT INTO hosts VALUES (2, UUID(), '0.0.0.0', '::'); INSERT INTO names VALUES (3, '汉字'); \
+         INSERT INTO logs VALUES (NOW(), 'y')",
+    )
+    .await;
+    let hosts = Table {
+        name: "hosts",
+        key: &["id"],
+        columns: &[
+            ("id", Kind::Int),
+            ("u", Kind::Text),
+            ("a", Kind::Text),
+            ("b", Kind::Text),
+        ],
+    };
+    let names = Table {
+        name: "names",
+        key: &["id"],
+        columns: &[("id", Kind::Int), ("v", Kind::Text)],
+    };
+    s.wait_equal(&pipe.db, &[hosts, names], WITHIN, &daemon)
+        .await;
+    let logs = format!("{}.logs", pipe.db);
+    let reason = status(&pipe)["tables"][&logs]["error"].clone();
+    assert!(
+        reason
+            .as_str()
+            .is_some_and(|r| r.contains("no primary key")),
+        "{reason}"
+    );
+    assert_eq!(s.state(&pipe), "Running");
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    s.cleanup(&pipe).await;
+}
+
+/// A `CREATE` of a selected table that the DDL parser does not follow is never skipped
+/// silently: the table shows as isolated with the statement and why, the others replicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_the_parser_cannot_follow_isolates_its_table() {
+    let Some(s) = servers() else { return };
+    let pipe = Pipe::new("unparsed");
+    let mut conn = s.mysql().await;
+    source_table(&s, &mut conn, &pipe.db, "(1, 'a')").await;
+    let mut daemon = Daemon::start(&s.config(&pipe, ""));
+    s.wait_for_state(&pipe, "Running", WITHIN);
+    s.exec(
+        &mut conn,
+        &format!(
+            "CREATE TABLE `{0}`.versioned (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING; \
+             INSERT INTO `{0}`.versioned VALUES (1, 1); INSERT INTO `{0}`.t VALUES (2, 'b')",
+            pipe.db
+        ),
+    )
+    .await;
+    let versioned = format!("{}.versioned", pipe.db);
+    wait_for("the table shown isolated", &daemon, || {
+        status(&pipe)["tables"][&versioned]["error"]
+            .as_str()
+            .is_some_and(|r| r.contains("not understood") && r.contains("SYSTEM VERSIONING"))
+    });
+    s.wait_equal(&pipe.db, &[T], WITHIN, &daemon).await;
+    let metrics = pipe.api().get("/metrics").expect("metrics").body;
+    let gauge = format!("tributary_tables_isolated{{pipe=\"{}\"}} 1", pipe.name);
+    assert!(metrics.contains(&gauge), "no `{gauge}`");
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    s.cleanup(&pipe).await;
+}

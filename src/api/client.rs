@@ -1,18 +1,43 @@
 //! A small client of the control API for the CLI (`status --api`, `pause`, `tables add`, ...).
 //!
-//! Built on hyper-util's client, which the clickhouse crate already compiles: no second HTTP
-//! stack in the binary. Plain `http://` only (the API listens without TLS; put a proxy in front
-//! for more). Invariant: every call is bounded by the client's timeout and returns an error
-//! that names the URL, never hangs or panics on a bad answer.
+//! Built on hyper-util's client and rustls, which the ClickHouse writer already compiles: no
+//! second HTTP stack in the binary. `http://` or `https://` (the system roots plus a CA file,
+//! e.g. the API's own certificate). Invariants: every call is bounded by the client's timeout
+//! and returns an error that names the URL, never hangs or panics on a bad answer; the token
+//! goes with every request; a request that changes something says it is JSON (the API
+//! refuses it otherwise).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+/// Where the API is and how to be let in.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Endpoint {
+    /// `http://host:port` or `https://host:port`, optionally with a path prefix.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// CA certificates to trust besides the system roots (https only).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+impl Endpoint {
+    pub fn new(url: &str) -> Endpoint {
+        Endpoint {
+            url: url.to_owned(),
+            ..Endpoint::default()
+        }
+    }
+}
 
 /// The API's answer: status code and JSON body (`Null` when the body is not JSON).
 #[derive(Debug)]
@@ -39,23 +64,29 @@ impl Reply {
 
 pub(crate) struct ApiClient {
     base: String,
+    token: Option<String>,
     timeout: Duration,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl ApiClient {
-    /// A client of the API at `base` (`http://host:port`, optionally with a path prefix).
-    pub fn new(base: &str, timeout: Duration) -> Result<ApiClient, String> {
+    /// A client of the API at `endpoint`.
+    pub fn new(endpoint: &Endpoint, timeout: Duration) -> Result<ApiClient, String> {
+        let base = endpoint.url.as_str();
         let url = url::Url::parse(base).map_err(|e| format!("API URL `{base}`: {e}"))?;
-        if url.scheme() != "http" || url.host_str().is_none() {
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(format!(
-                "API URL `{base}`: expected http://host:port (the API serves plain HTTP)"
+                "API URL `{base}`: expected http://host:port or https://host:port"
             ));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
+        let tls = crate::tls::client_config(endpoint.ca_file.as_deref(), false)
+            .map_err(|e| format!("API URL `{base}`: {e}"))?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(timeout));
+        let connector = crate::tls::https_connector(tls, http);
         Ok(ApiClient {
             base: base.trim_end_matches('/').to_owned(),
+            token: endpoint.token.clone(),
             timeout,
             http: Client::builder(TokioExecutor::new()).build(connector),
         })
@@ -85,17 +116,18 @@ impl ApiClient {
     ) -> Result<Reply, String> {
         let url = format!("{}{path}", self.base);
         let unreachable = |e: &dyn std::fmt::Display| format!("cannot reach the API at {url}: {e}");
+        let mutating = method != Method::GET;
         let mut request = Request::builder()
             .method(method)
             .uri(&url)
             .header("accept", "application/json");
-        let payload = match body {
-            Some(v) => {
-                request = request.header("content-type", "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if mutating || body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let payload = body.map_or_else(Bytes::new, |v| Bytes::from(v.to_string()));
         let request = request
             .body(Full::new(payload))
             .map_err(|e| unreachable(&e))?;
@@ -153,10 +185,12 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_urls() {
-        assert!(ApiClient::new("http://127.0.0.1:9187/", Duration::from_secs(1)).is_ok());
-        assert!(ApiClient::new("https://127.0.0.1:9187", Duration::from_secs(1)).is_err());
-        assert!(ApiClient::new("127.0.0.1:9187", Duration::from_secs(1)).is_err());
+    fn http_and_https_urls_only() {
+        let client = |url: &str| ApiClient::new(&Endpoint::new(url), Duration::from_secs(1));
+        assert!(client("http://127.0.0.1:9187/").is_ok());
+        assert!(client("https://127.0.0.1:9187").is_ok());
+        assert!(client("127.0.0.1:9187").is_err());
+        assert!(client("ftp://127.0.0.1:9187").is_err());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The HTTP control API: pipe status, operator commands, OpenAPI document, Prometheus
-//! metrics and health probes (DESIGN §6), served with axum on `api.listen`.
+//! metrics and health probes (DESIGN §6), routed with axum and served on `api.listen` by
+//! [`server`] (connection cap, header timeout, optional TLS); [`guard`] decides who may call.
 //!
 //! Invariants:
+//! - every request passes [`guard::Access::check`] first (token, origin, host, content type);
+//! - a request body is at most [`MAX_BODY`] bytes and a request gets at most
+//!   [`REQUEST_TIMEOUT`], body included;
 //! - JSON in and out; every error is `{"error": "message"}` with its status code (400 bad
 //!   request, 404 unknown pipe or route, 405 wrong method, 409 the pipe refused the command,
 //!   504 no answer in [`COMMAND_TIMEOUT`]), including unknown routes and malformed bodies;
@@ -12,13 +16,17 @@
 //!   every pipe is Running, Paused or Completed and none is stalled.
 
 pub(crate) mod client;
+mod guard;
+mod server;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -27,11 +35,19 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::ApiConfig;
 use crate::pipe::control::{Command, PipeHandle, Registry};
+use guard::Access;
 
 /// How long a command may take to be answered: a pause waits for the in-flight batch to be
 /// flushed and checkpointed, which takes seconds, not minutes.
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest request body: commands carry a table name at most.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// The longest a request may take, body included: a command's own wait and some slack.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(COMMAND_TIMEOUT.as_secs() + 15);
 
 /// How often histogram samples are folded when nobody scrapes `/metrics` (keeps memory bounded).
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
@@ -58,11 +74,40 @@ pub(crate) const ROUTES: [(&str, &str); 12] = [
 /// The OpenAPI 3 document served at `/v1/openapi.json`.
 pub(crate) const OPENAPI: &str = include_str!("openapi.json");
 
+/// How the API is served: who may call it, TLS, the connection cap (from `[api]`).
+pub(crate) struct Settings {
+    access: Access,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    max_connections: usize,
+}
+
+impl Settings {
+    /// The settings of `api`; fails when its TLS files cannot be used.
+    pub fn new(api: &ApiConfig) -> Result<Settings, String> {
+        let tls = match &api.tls {
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                crate::tls::server_config(&files.cert, &files.key)?,
+            ))),
+            None => None,
+        };
+        Ok(Settings {
+            access: Access {
+                token: api.token.clone(),
+                open_probes: api.open_probes,
+                allowed_origins: api.allowed_origins.clone(),
+            },
+            tls,
+            max_connections: api.max_connections,
+        })
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` turns true.
 pub(crate) async fn serve(
     listener: TcpListener,
     registry: Registry,
-    mut shutdown: watch::Receiver<bool>,
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(METRICS_UPKEEP);
@@ -71,17 +116,36 @@ pub(crate) async fn serve(
             crate::metrics::upkeep();
         }
     });
-    let result = axum::serve(listener, router(registry))
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await;
+    let app = router(registry, settings.access);
+    let result = server::serve(
+        listener,
+        app,
+        settings.tls,
+        settings.max_connections,
+        shutdown,
+    )
+    .await;
     upkeep.abort();
     result
 }
 
-/// The routes of [`ROUTES`] over `registry`.
-pub(crate) fn router(registry: Registry) -> Router {
+/// Refuses what [`Access`] refuses, and bounds the request's time.
+async fn admit(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    if let Err(refusal) = access.check(request.method(), request.uri().path(), request.headers()) {
+        return refusal.into_response();
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request took longer than {REQUEST_TIMEOUT:?}"),
+        )
+        .into_response(),
+    }
+}
+
+/// The routes of [`ROUTES`] over `registry`, behind `access`.
+fn router(registry: Registry, access: Access) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -110,6 +174,8 @@ pub(crate) fn router(registry: Registry) -> Router {
             )
         })
         .with_state(registry)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(Arc::new(access), admit))
 }
 
 /// An error answer: `{"error": message}` with `status`.
@@ -130,7 +196,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"tributary\""),
+            );
+        }
+        response
     }
 }
 
@@ -295,7 +368,14 @@ async fn add_table(
     body: Result<Json<AddTable>, JsonRejection>,
 ) -> Response {
     let (table, widen) = match body
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+        .map_err(|e| {
+            // 413 past the body cap, 400 (or 415) for the rest.
+            let status = match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => e.status(),
+                _ => StatusCode::BAD_REQUEST,
+            };
+            ApiError::new(status, e.body_text())
+        })
         .and_then(|Json(b)| Ok((table_name(b.table.trim())?, b.widen_selection)))
     {
         Ok(t) => t,

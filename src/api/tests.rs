@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::client::{segment, ApiClient};
+use super::client::{segment, ApiClient, Endpoint};
 use super::*;
 use crate::pipe::control::Request;
 
@@ -21,8 +21,13 @@ async fn start() -> (ApiClient, watch::Sender<bool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(serve(listener, registry, rx));
-    let client = ApiClient::new(&format!("http://{addr}"), Duration::from_secs(5)).unwrap();
+    let settings = Settings::new(&ApiConfig::default()).unwrap();
+    tokio::spawn(serve(listener, registry, settings, rx));
+    let client = ApiClient::new(
+        &Endpoint::new(&format!("http://{addr}")),
+        Duration::from_secs(5),
+    )
+    .unwrap();
     (client, tx)
 }
 

@@ -81,6 +81,8 @@ pub(crate) struct Decoder {
     selection: Option<TablesConfig>,
     /// Timestamp of the last event, for lag.
     pub last_event_time: u32,
+    /// Values clamped since the CDC loop last took them.
+    clamps: Vec<(String, crate::decode::Clamps)>,
 }
 
 /// A DDL statement on replicated tables, in binlog order: rows after it must not be decoded
@@ -118,6 +120,7 @@ impl Decoder {
             isolations: Vec::new(),
             selection: None,
             last_event_time: 0,
+            clamps: Vec::new(),
         }
     }
 
@@ -412,8 +415,20 @@ impl Decoder {
                 plan: Some(plan), ..
             }) => plan,
         };
-        plan.apply(&header, batch)
-            .map_err(|e| self.row_error(e, plan, event))
+        let applied = plan
+            .apply(&header, batch)
+            .map_err(|e| self.row_error(e, plan, event));
+        // Recorded on this thread while the event was decoded (see `decode::take_clamps`).
+        if let Some(clamps) = crate::decode::take_clamps() {
+            let table = format!("{}.{}", plan.map().db, plan.map().table);
+            self.clamps.push((table, clamps));
+        }
+        applied
+    }
+
+    /// Values clamped to fit ClickHouse since the last call, by table (`db.table`).
+    pub fn take_clamps(&mut self) -> Vec<(String, crate::decode::Clamps)> {
+        std::mem::take(&mut self.clamps)
     }
 
     fn row_error(&self, e: RowError, plan: &RowPlan, event: &Event) -> Error {

@@ -408,9 +408,6 @@ impl RowPlan {
     }
 }
 
-/// Which binlog type / definition pairs the fast path writes itself: exactly those where the
-/// stock conversion leaves the bytes unchanged (up to MEDIUMINT widening and charset
-/// conversion). Any other pair, including an unexpected one, takes the general path.
 /// Whether a binlog column type can hold values of a column defined as `def`: the same type
 /// family and, for integers, the same width.
 fn agrees(ty: ColumnType, def: &SourceType) -> bool {
@@ -450,12 +447,17 @@ fn agrees(ty: ColumnType, def: &SourceType) -> bool {
         }
         SourceType::Time { .. } => matches!(ty, MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2),
         SourceType::Year => ty == MYSQL_TYPE_YEAR,
+        // MariaDB sends its fixed-size binary types as BINARY(n).
+        SourceType::Uuid | SourceType::Inet4 | SourceType::Inet6 => ty == MYSQL_TYPE_STRING,
         // MySQL's binary JSON, or MariaDB's alias of LONGTEXT.
         SourceType::Json => ty == MYSQL_TYPE_JSON || text_like,
         SourceType::Geometry => ty == MYSQL_TYPE_GEOMETRY || text_like,
     }
 }
 
+/// Which binlog type / definition pairs the fast path writes itself: exactly those where the
+/// stock conversion leaves the bytes unchanged (up to MEDIUMINT widening and charset
+/// conversion). Any other pair, including an unexpected one, takes the general path.
 fn target(ty: ColumnType, def: &SourceType) -> Target {
     use ColumnType::*;
     match (ty, def) {
@@ -483,9 +485,8 @@ fn target(ty: ColumnType, def: &SourceType) -> Target {
             | MYSQL_TYPE_BLOB
             | MYSQL_TYPE_TINY_BLOB
             | MYSQL_TYPE_MEDIUM_BLOB
-            | MYSQL_TYPE_LONG_BLOB
-            | MYSQL_TYPE_GEOMETRY,
-            SourceType::Binary | SourceType::Json | SourceType::Geometry,
+            | MYSQL_TYPE_LONG_BLOB,
+            SourceType::Binary | SourceType::Json,
         ) => Target::Bytes,
         _ => Target::Value,
     }

@@ -3,21 +3,21 @@
 
 use std::process::ExitCode;
 
-use crate::config::{Config, PipeConfig};
+use crate::config::{Config, PipeConfig, TargetConfig};
 use crate::source::preflight::{self, Level};
-use crate::source::{introspect, ServerFlavor, Source};
+use crate::source::{introspect, tls, ServerFlavor, Source};
 use crate::target::Target;
 
 /// Prints one line; returns false on a failure.
 fn report(level: Level, what: &str, detail: &str) -> bool {
-    super::output::say(&format!("{} {what}: {detail}\n", level.as_str()));
+    super::say(&format!("{} {what}: {detail}\n", level.as_str()));
     level != Level::Fail
 }
 
 pub(super) async fn check(config: Config) -> ExitCode {
     let mut all_ok = true;
     for cfg in &config.pipes {
-        super::output::say(&format!("pipe {}\n", cfg.name));
+        super::say(&format!("pipe {}\n", cfg.name));
         all_ok &= check_pipe(cfg).await;
     }
     if all_ok {
@@ -27,10 +27,31 @@ pub(super) async fn check(config: Config) -> ExitCode {
     }
 }
 
+/// What the target line says about TLS.
+fn target_tls(cfg: &TargetConfig) -> String {
+    if cfg.url.scheme() != "https" {
+        return String::new();
+    }
+    if cfg.skip_verify {
+        return " (TLS, certificate NOT verified: target.skip_verify = true)".into();
+    }
+    match &cfg.ca_file {
+        Some(ca) => format!(
+            " (TLS, certificate verified with the system roots and {})",
+            ca.display()
+        ),
+        None => " (TLS, certificate verified with the system roots)".into(),
+    }
+}
+
 async fn check_pipe(cfg: &PipeConfig) -> bool {
     let mut ok = match Target::new(&cfg.target) {
         Ok(target) => match target.execute("SELECT 1", &[]).await {
-            Ok(()) => report(Level::Pass, "target", target.url()),
+            Ok(()) => report(
+                Level::Pass,
+                "target",
+                &format!("{}{}", target.url(), target_tls(&cfg.target)),
+            ),
             Err(e) => report(Level::Fail, "target", &e.to_string()),
         },
         Err(e) => report(Level::Fail, "target", &e.to_string()),
@@ -50,6 +71,23 @@ async fn check_pipe(cfg: &PipeConfig) -> bool {
         Ok(c) => c,
         Err(e) => return report(Level::Fail, "source", &e.to_string()),
     };
+    match source.session_tls(&mut conn).await {
+        Ok((version, cipher)) => {
+            let (verified, text) = tls::describe_session(source.tls(), &version, &cipher);
+            report(
+                if verified { Level::Pass } else { Level::Warn },
+                "tls",
+                &text,
+            );
+        }
+        Err(e) => {
+            report(
+                Level::Warn,
+                "tls",
+                &format!("cannot read the session's TLS status: {e}"),
+            );
+        }
+    }
     let names = preflight::variables().chain([
         "binlog_expire_logs_seconds",
         "expire_logs_days",

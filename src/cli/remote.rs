@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::api::client::{segment, ApiClient, Reply};
+use crate::api::client::{segment, ApiClient, Endpoint, Reply};
 use crate::api::COMMAND_TIMEOUT;
 
 /// A command's answer can take as long as the API waits for the pipe, plus the round trip.
@@ -17,72 +17,72 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(COMMAND_TIMEOUT.as_secs() +
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `pause`, `resume` or `resync` of `pipe`.
-pub(super) async fn command(url: &str, pipe: &str, what: &str) -> ExitCode {
+pub(super) async fn command(api: &Endpoint, pipe: &str, what: &str) -> ExitCode {
     let path = format!("/v1/pipes/{}/{what}", segment(pipe));
-    ask(url, CLIENT_TIMEOUT, |api| async move {
+    ask(api, CLIENT_TIMEOUT, |api| async move {
         api.post(&path, None).await
     })
     .await
 }
 
-pub(super) async fn add_table(url: &str, pipe: &str, table: &str, widen: bool) -> ExitCode {
+pub(super) async fn add_table(api: &Endpoint, pipe: &str, table: &str, widen: bool) -> ExitCode {
     let path = format!("/v1/pipes/{}/tables", segment(pipe));
     let body = serde_json::json!({ "table": table, "widen_selection": widen });
-    ask(url, CLIENT_TIMEOUT, |api| async move {
+    ask(api, CLIENT_TIMEOUT, |api| async move {
         api.post(&path, Some(body)).await
     })
     .await
 }
 
-pub(super) async fn remove_table(url: &str, pipe: &str, table: &str, drop: bool) -> ExitCode {
+pub(super) async fn remove_table(api: &Endpoint, pipe: &str, table: &str, drop: bool) -> ExitCode {
     let path = format!(
         "/v1/pipes/{}/tables/{}?drop={drop}",
         segment(pipe),
         segment(table)
     );
     ask(
-        url,
+        api,
         CLIENT_TIMEOUT,
         |api| async move { api.delete(&path).await },
     )
     .await
 }
 
-pub(super) async fn resync_table(url: &str, pipe: &str, table: &str) -> ExitCode {
+pub(super) async fn resync_table(api: &Endpoint, pipe: &str, table: &str) -> ExitCode {
     let path = format!(
         "/v1/pipes/{}/tables/{}/resync",
         segment(pipe),
         segment(table)
     );
-    ask(url, CLIENT_TIMEOUT, |api| async move {
+    ask(api, CLIENT_TIMEOUT, |api| async move {
         api.post(&path, None).await
     })
     .await
 }
 
 /// Probes `/healthz`, or `/readyz` with `ready`.
-pub(super) async fn health(url: &str, ready: bool) -> ExitCode {
+pub(super) async fn health(api: &Endpoint, ready: bool) -> ExitCode {
     let path = if ready { "/readyz" } else { "/healthz" };
     ask(
-        url,
+        api,
         HEALTH_TIMEOUT,
         |api| async move { api.get(path).await },
     )
     .await
 }
 
-async fn ask<F, Fut>(url: &str, timeout: Duration, call: F) -> ExitCode
+async fn ask<F, Fut>(api: &Endpoint, timeout: Duration, call: F) -> ExitCode
 where
     F: FnOnce(ApiClient) -> Fut,
     Fut: std::future::Future<Output = Result<Reply, String>>,
 {
-    let reply = match ApiClient::new(url, timeout) {
+    let reply = match ApiClient::new(api, timeout) {
         Ok(api) => call(api).await,
         Err(e) => Err(e),
     };
     match reply {
         Ok(reply) if reply.ok() => {
-            super::output::say(&format!("{}\n", answer_text(&reply)));
+            super::say(&format!("{}\n", answer_text(&reply)));
             ExitCode::SUCCESS
         }
         Ok(reply) => {

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::output::{api_url, DEFAULT_API};
-use crate::api::client::ApiClient;
+use crate::api::client::{ApiClient, Endpoint};
 use crate::config::{Config, PipeConfig};
 use crate::state::{ClickHouseStore, Progress, StateStore, Transition};
 use crate::target::Target;
@@ -112,16 +111,19 @@ impl From<ApiPipe> for View {
     }
 }
 
+/// The status of the pipes, from the API at `api`; with `probe`, only if it answers quickly,
+/// the config's state store being read otherwise.
 pub(super) async fn status(
     config: Option<Config>,
-    api: Option<String>,
+    api: Endpoint,
+    probe: bool,
     only: Option<String>,
     json: bool,
 ) -> ExitCode {
-    let views = match (&config, api) {
-        (_, Some(url)) => from_api(&url, API_TIMEOUT).await.map(Some),
-        (None, None) => from_api(DEFAULT_API, API_TIMEOUT).await.map(Some),
-        (Some(c), None) => Ok(from_api(&api_url(c.api.listen), PROBE_TIMEOUT).await.ok()),
+    let views = if probe {
+        Ok(from_api(&api, PROBE_TIMEOUT).await.ok())
+    } else {
+        from_api(&api, API_TIMEOUT).await.map(Some)
     };
     let views = match views {
         Ok(v) => v,
@@ -174,21 +176,21 @@ pub(super) async fn status(
     for view in &shown {
         if json {
             match serde_json::to_string(view) {
-                Ok(line) => super::output::say(&format!("{line}\n")),
+                Ok(line) => super::say(&format!("{line}\n")),
                 Err(e) => {
                     eprintln!("error: {e}");
                     code = ExitCode::FAILURE;
                 }
             }
         } else {
-            super::output::say(&render(view));
+            super::say(&render(view));
         }
     }
     code
 }
 
-async fn from_api(url: &str, timeout: Duration) -> Result<Vec<View>, String> {
-    let client = ApiClient::new(url, timeout)?;
+async fn from_api(api: &Endpoint, timeout: Duration) -> Result<Vec<View>, String> {
+    let client = ApiClient::new(api, timeout)?;
     let reply = client.get("/v1/pipes").await?;
     if !reply.ok() {
         return Err(format!(

@@ -46,6 +46,9 @@ pub(crate) fn base_type(ty: &SourceType) -> String {
         }
         SourceType::Time { .. } => "Int64".into(),
         SourceType::Year => "UInt16".into(),
+        SourceType::Uuid => "UUID".into(),
+        SourceType::Inet4 => "IPv4".into(),
+        SourceType::Inet6 => "IPv6".into(),
     }
 }
 

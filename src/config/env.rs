@@ -5,7 +5,13 @@ use config::{Map, Value, ValueKind};
 
 pub(super) const ENV_PREFIX: &str = "TRIBUTARY__";
 /// Keys whose override value is a comma-separated list.
-const LIST_KEYS: [&str; 4] = ["include", "exclude", "exclude_columns", "order_by"];
+const LIST_KEYS: [&str; 5] = [
+    "include",
+    "exclude",
+    "exclude_columns",
+    "order_by",
+    "allowed_origins",
+];
 
 /// Sets one `TRIBUTARY__…` variable into the parsed tree; `Err` holds the reason.
 pub(super) fn apply_env_var(

@@ -8,7 +8,9 @@
 //! required keys (`pipes`, `name`, `source.url`, `target.url`, `target.database`,
 //! `tables.include`); URL schemes and hosts; numeric ranges; humantime durations;
 //! pipe names (`[A-Za-z0-9_-]`, unique); `db.table` patterns; ClickHouse identifiers;
-//! password files readable at load.
+//! password and token files readable at load; TLS files holding what they should (PEM
+//! certificates, a key) and TLS settings that can work together (a CA file only where it is
+//! used, a client certificate with its key, nothing TLS on an http:// target).
 //!
 //! # Environment overrides
 //! A variable `TRIBUTARY__<PATH>` sets one key, `__` separating the path segments.
@@ -18,7 +20,8 @@
 //!   `TRIBUTARY__PIPES__0__SOURCE__URL`, `TRIBUTARY__PIPES__0__SYNC__BATCH_ROWS=5000`,
 //!   `TRIBUTARY__PIPES__1__NAME=x`. The pipe must exist in the file: pipes cannot be added.
 //! - Values are strings; numeric keys parse them (`"5000"`), durations use humantime.
-//! - List keys (`include`, `exclude`, `exclude_columns`, `order_by`) take comma-separated values.
+//! - List keys (`include`, `exclude`, `exclude_columns`, `order_by`, `allowed_origins`) take
+//!   comma-separated values.
 //! - An empty value removes the key, so its default applies (or it is reported missing).
 //! - `tables.options` entries cannot be set (their keys contain a dot): edit the file.
 //!
@@ -26,7 +29,8 @@
 //! `PIPES__0__…` to the table key `pipes.0`, which replaces the whole `pipes` array, so
 //! overrides are applied to the parsed value tree by this module instead.
 //!
-//! Relative `password_file` paths are resolved against the config file's directory.
+//! Relative file paths (`password_file`, `token_file`, TLS files) are resolved against the
+//! config file's directory.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,17 +55,79 @@ pub struct Config {
     pub pipes: Vec<PipeConfig>,
 }
 
-/// The HTTP API (health, metrics).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The HTTP API (status, commands, health, metrics). `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
+    /// The bearer token (`api.token`, or `api.token_file`'s content): required on every route
+    /// but the open probes. At least [`MIN_TOKEN_LEN`] characters.
+    pub token: Option<String>,
+    /// Where the token came from, for the CLI and messages.
+    pub token_file: Option<PathBuf>,
+    /// `/healthz`, `/readyz` and `/metrics` answer without the token.
+    pub open_probes: bool,
+    /// `run` may listen beyond loopback without a token.
+    pub allow_unauthenticated: bool,
+    /// Browser origins (`scheme://host[:port]`) whose requests are served; any other request
+    /// with an `Origin` header is refused.
+    pub allowed_origins: Vec<String>,
+    /// Serve HTTPS with this certificate chain and key (both or neither).
+    pub tls: Option<ApiTls>,
+    /// Connections served at once; past it the longest-idle one is closed.
+    pub max_connections: usize,
 }
+
+/// The API listener's certificate chain and private key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The shortest `api.token` accepted: long enough that guessing is hopeless.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9187)),
+            token: None,
+            token_file: None,
+            open_probes: true,
+            allow_unauthenticated: false,
+            allowed_origins: Vec::new(),
+            tls: None,
+            max_connections: 128,
         }
+    }
+}
+
+impl ApiConfig {
+    /// Why `run` must not start with this API: it would listen beyond loopback with nobody
+    /// asked for a token, and nobody opted out.
+    pub fn exposure_problem(&self) -> Option<String> {
+        if self.token.is_some() || self.allow_unauthenticated || self.listen.ip().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "api.listen = \"{}\" is not a loopback address and the API has no token: anyone who reaches the port could pause pipes or drop target tables. Set api.token_file (a file holding a random token, e.g. `openssl rand -hex 32 > FILE`) or api.token (TRIBUTARY__API__TOKEN), or set api.allow_unauthenticated = true to serve it without authentication on purpose",
+            self.listen
+        ))
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token_file", &self.token_file)
+            .field("open_probes", &self.open_probes)
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("tls", &self.tls)
+            .field("max_connections", &self.max_connections)
+            .finish()
     }
 }
 
@@ -131,15 +197,76 @@ pub struct PipeConfig {
     pub sync: SyncConfig,
 }
 
+/// TLS to the source, with MySQL's `--ssl-mode` meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SslMode {
+    /// Never TLS.
+    Disabled,
+    /// TLS when the server offers it, the certificate not checked; else plain.
+    #[default]
+    Preferred,
+    /// TLS or no connection; the certificate not checked.
+    Required,
+    /// TLS with a certificate signed by a trusted CA (`ssl_ca`, else the built-in roots).
+    VerifyCa,
+    /// As `verify_ca`, and the certificate names the host of the URL.
+    VerifyIdentity,
+}
+
+impl SslMode {
+    pub const ALL: [SslMode; 5] = [
+        SslMode::Disabled,
+        SslMode::Preferred,
+        SslMode::Required,
+        SslMode::VerifyCa,
+        SslMode::VerifyIdentity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "disabled",
+            SslMode::Preferred => "preferred",
+            SslMode::Required => "required",
+            SslMode::VerifyCa => "verify_ca",
+            SslMode::VerifyIdentity => "verify_identity",
+        }
+    }
+
+    /// Whether the server's certificate is checked against a CA.
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyIdentity)
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The source's TLS settings, from `[pipes.source]` keys or the URL's query (checked equal
+/// where both are given). Files are resolved against the config's folder and readable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceTls {
+    pub mode: SslMode,
+    /// PEM file of the CA(s) to trust instead of the built-in roots (`verify_*` only).
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain and its key, both or neither.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 /// The MySQL/MariaDB server. `Debug` redacts the URL's password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SourceConfig {
-    /// `mysql://` or `mariadb://` with a host.
+    /// `mysql://` or `mariadb://` with a host; the TLS parameters are taken out of its query
+    /// (into [`SourceConfig::tls`]).
     pub url: Url,
     /// Replica server id; 1..=4294967295 when set.
     pub server_id: Option<u32>,
     pub flavor: Flavor,
     pub password_file: Option<PathBuf>,
+    pub tls: SourceTls,
 }
 
 impl SourceConfig {
@@ -165,6 +292,7 @@ impl fmt::Debug for SourceConfig {
             .field("server_id", &self.server_id)
             .field("flavor", &self.flavor)
             .field("password_file", &self.password_file)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -181,6 +309,10 @@ pub struct TargetConfig {
     pub database: String,
     /// Where tributary keeps its own state; differs from `database`.
     pub state_database: String,
+    /// PEM file of CA(s) trusted besides the system roots (https:// only).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate (https:// only; logged as a warning at every start).
+    pub skip_verify: bool,
 }
 
 impl TargetConfig {
@@ -206,6 +338,8 @@ impl fmt::Debug for TargetConfig {
             .field("password_file", &self.password_file)
             .field("database", &self.database)
             .field("state_database", &self.state_database)
+            .field("ca_file", &self.ca_file)
+            .field("skip_verify", &self.skip_verify)
             .finish()
     }
 }

@@ -92,6 +92,7 @@ fn expected_example() -> Config {
     Config {
         api: ApiConfig {
             listen: "127.0.0.1:9187".parse().unwrap(),
+            ..ApiConfig::default()
         },
         pipes: vec![PipeConfig {
             name: "shop".into(),
@@ -101,6 +102,7 @@ fn expected_example() -> Config {
                 server_id: Some(4242),
                 flavor: Flavor::Auto,
                 password_file: None,
+                tls: SourceTls::default(),
             },
             target: TargetConfig {
                 url: Url::parse("http://127.0.0.1:8123").unwrap(),
@@ -109,6 +111,8 @@ fn expected_example() -> Config {
                 password_file: None,
                 database: "shop".into(),
                 state_database: "_tributary".into(),
+                ca_file: None,
+                skip_verify: false,
             },
             tables: TablesConfig {
                 target_name: "{table}".into(),
@@ -157,10 +161,22 @@ fn fixture_file_matches_example() {
 /// The configs shipped with the project (documentation, demo, container) stay loadable.
 #[test]
 fn shipped_configs_load() {
+    // The container's token is a compose secret, mounted where only the container has it.
+    let dir = TempDir::new();
+    let token = dir.write("api_token", "0123456789abcdef0123456789abcdef\n");
+    let secret = [(
+        "TRIBUTARY__API__TOKEN_FILE".to_owned(),
+        token.display().to_string(),
+    )];
     for name in ["example", "demo", "docker"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/{name}.toml"));
+        let env: &[(String, String)] = if name == "docker" { &secret } else { &[] };
         let config =
-            Config::load_with_env(&path, &[]).unwrap_or_else(|e| panic!("config/{name}.toml: {e}"));
+            Config::load_with_env(&path, env).unwrap_or_else(|e| panic!("config/{name}.toml: {e}"));
+        assert!(
+            config.api.exposure_problem().is_none(),
+            "config/{name}.toml would not start"
+        );
         assert!(!config.pipes.is_empty(), "config/{name}.toml has no pipe");
     }
 }
@@ -667,4 +683,256 @@ fn passwords_from_url_and_files() {
     assert_eq!(plain.pipes[0].target.password().unwrap(), "");
     let none = load(&MINIMAL.replace("cdc:secret@", "")).unwrap();
     assert_eq!(none.pipes[0].source.password().unwrap(), None);
+}
+
+/// A PEM certificate block: config load checks the PEM structure, connections the contents.
+const PEM_CERT: &str = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----\n";
+
+/// A config folder with TLS files: `ca.pem`, `client.crt`, `client.key`, `junk.pem`.
+fn tls_files() -> TempDir {
+    let dir = TempDir::new();
+    dir.write("ca.pem", PEM_CERT);
+    dir.write("client.crt", PEM_CERT);
+    dir.write("client.key", PEM_KEY);
+    dir.write("junk.pem", "not a certificate\n");
+    dir
+}
+
+/// MINIMAL with `source_keys` added to `[pipes.source]` and `url` as its URL, loaded in `dir`.
+fn load_source(dir: &TempDir, url: &str, source_keys: &str) -> Result<Config, ConfigError> {
+    let text = MINIMAL.replace(
+        "url = \"mysql://cdc:secret@127.0.0.1:3306\"",
+        &format!("url = \"{url}\"\n{source_keys}"),
+    );
+    let path = dir.write("tributary.toml", &text);
+    Config::load_with_env(&path, &[])
+}
+
+#[test]
+fn source_tls_from_keys_or_url() {
+    let dir = tls_files();
+    let url = "mysql://cdc:pw@db:3306";
+    let config = load_source(&dir, url, "").unwrap();
+    assert_eq!(config.pipes[0].source.tls, SourceTls::default());
+    assert_eq!(config.pipes[0].source.tls.mode, SslMode::Preferred);
+
+    let keys = "ssl_mode = \"verify_identity\"\nssl_ca = \"ca.pem\"\nssl_cert = \"client.crt\"\nssl_key = \"client.key\"";
+    let from_keys = load_source(&dir, url, keys).unwrap().pipes[0]
+        .source
+        .clone();
+    assert_eq!(
+        from_keys.tls,
+        SourceTls {
+            mode: SslMode::VerifyIdentity,
+            ca: Some(dir.0.join("ca.pem")),
+            cert: Some(dir.0.join("client.crt")),
+            key: Some(dir.0.join("client.key")),
+        }
+    );
+    // The same in the URL: taken out of it, other parameters kept.
+    let ca = dir.0.join("ca.pem");
+    let with_params = format!(
+        "{url}/?ssl_mode=verify_ca&ssl_ca={}&compression=fast",
+        ca.display()
+    );
+    let from_url = load_source(&dir, &with_params, "").unwrap().pipes[0]
+        .source
+        .clone();
+    assert_eq!(from_url.tls.mode, SslMode::VerifyCa);
+    assert_eq!(from_url.tls.ca.as_deref(), Some(ca.as_path()));
+    assert_eq!(from_url.url.query(), Some("compression=fast"));
+    let only_tls = load_source(&dir, &format!("{url}/?ssl_mode=required"), "").unwrap();
+    assert_eq!(only_tls.pipes[0].source.url.query(), None);
+    // Both places agreeing is fine; disagreeing is not.
+    assert!(load_source(
+        &dir,
+        &format!("{url}/?ssl_mode=required"),
+        "ssl_mode = \"required\""
+    )
+    .is_ok());
+    let e = load_source(
+        &dir,
+        &format!("{url}/?ssl_mode=required"),
+        "ssl_mode = \"disabled\"",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("pipes[0].source.ssl_mode") && e.contains("ssl_mode=required"),
+        "{e}"
+    );
+}
+
+#[test]
+fn source_tls_settings_that_cannot_work_are_refused() {
+    let dir = tls_files();
+    let url = "mysql://cdc:pw@db:3306";
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "mysql://cdc:pw@db:3306/?require_ssl=true",
+            "",
+            &[
+                "pipes[0].source.url",
+                "require_ssl",
+                "ssl_mode",
+                "cdc:***@db",
+            ],
+        ),
+        (url, "ssl_mode = \"on\"", &["`on`", "verify_identity"]),
+        (
+            url,
+            "ssl_ca = \"ca.pem\"",
+            &[
+                "pipes[0].source.ssl_ca",
+                "ssl_mode = preferred does not verify",
+            ],
+        ),
+        (
+            url,
+            "ssl_mode = \"required\"\nssl_ca = \"ca.pem\"",
+            &["ssl_mode = required does not verify"],
+        ),
+        (
+            url,
+            "ssl_mode = \"verify_ca\"\nssl_ca = \"junk.pem\"",
+            &["junk.pem", "no certificate"],
+        ),
+        (
+            url,
+            "ssl_mode = \"verify_ca\"\nssl_ca = \"missing.pem\"",
+            &["missing.pem", "cannot read"],
+        ),
+        (
+            url,
+            "ssl_cert = \"client.crt\"",
+            &["ssl_cert", "without ssl_key"],
+        ),
+        (
+            url,
+            "ssl_mode = \"disabled\"\nssl_cert = \"client.crt\"\nssl_key = \"client.key\"",
+            &["a client certificate needs TLS"],
+        ),
+        (
+            url,
+            "ssl_cert = \"client.crt\"\nssl_key = \"ca.pem\"",
+            &["pipes[0].source.ssl_key", "private key"],
+        ),
+    ];
+    for (url, keys, expected) in cases {
+        let e = load_source(&dir, url, keys).unwrap_err().to_string();
+        for part in *expected {
+            assert!(e.contains(part), "{url} {keys}: missing `{part}` in: {e}");
+        }
+    }
+}
+
+#[test]
+fn target_tls_needs_https() {
+    let dir = tls_files();
+    let with = |url: &str, keys: &str| {
+        let text = MINIMAL.replace(
+            "url = \"http://127.0.0.1:8123\"",
+            &format!("url = \"{url}\"\n{keys}"),
+        );
+        let path = dir.write("tributary.toml", &text);
+        Config::load_with_env(&path, &[])
+    };
+    let cloud = with("https://abc.clickhouse.cloud:8443", "ca_file = \"ca.pem\"").unwrap();
+    let target = &cloud.pipes[0].target;
+    assert_eq!(target.ca_file, Some(dir.0.join("ca.pem")));
+    assert!(!target.skip_verify);
+    let skip = with("https://ch:8443", "skip_verify = true").unwrap();
+    assert!(skip.pipes[0].target.skip_verify);
+    for (url, keys, expected) in [
+        (
+            "http://ch:8123",
+            "ca_file = \"ca.pem\"",
+            "target.url is http://",
+        ),
+        (
+            "http://ch:8123",
+            "skip_verify = true",
+            "target.url is http://",
+        ),
+        (
+            "https://ch:8443",
+            "skip_verify = true\nca_file = \"ca.pem\"",
+            "one: a CA",
+        ),
+        ("https://ch:8443", "skip_verify = \"yes\"", "not a boolean"),
+    ] {
+        let e = with(url, keys).unwrap_err().to_string();
+        assert!(
+            e.contains("pipes[0].target") && e.contains(expected),
+            "{keys}: {e}"
+        );
+    }
+}
+
+#[test]
+fn api_security_settings() {
+    let dir = TempDir::new();
+    dir.write("token", "0123456789abcdef0123456789abcdef\n");
+    let api = |section: &str| {
+        let path = dir.write("tributary.toml", &format!("[api]\n{section}\n{MINIMAL}"));
+        Config::load_with_env(&path, &[]).map(|c| c.api)
+    };
+    let open = api("listen = \"0.0.0.0:9187\"").unwrap();
+    assert!(open.token.is_none() && open.open_probes && !open.allow_unauthenticated);
+    let problem = open.exposure_problem().expect("refused");
+    assert!(
+        problem.contains("0.0.0.0:9187")
+            && problem.contains("api.token_file")
+            && problem.contains("api.allow_unauthenticated = true"),
+        "{problem}"
+    );
+    assert!(api("listen = \"[::1]:9187\"")
+        .unwrap()
+        .exposure_problem()
+        .is_none());
+    let opted_out = api("listen = \"0.0.0.0:9187\"\nallow_unauthenticated = true").unwrap();
+    assert!(opted_out.exposure_problem().is_none());
+
+    let secured = api(
+        "listen = \"0.0.0.0:9187\"\ntoken_file = \"token\"\nopen_probes = false\nallowed_origins = [\"https://ops.example.com:443/\"]\nmax_connections = 64",
+    )
+    .unwrap();
+    assert_eq!(
+        secured.token.as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(secured.token_file, Some(dir.0.join("token")));
+    assert!(secured.exposure_problem().is_none());
+    assert!(!secured.open_probes);
+    assert_eq!(secured.allowed_origins, ["https://ops.example.com"]);
+    assert_eq!(secured.max_connections, 64);
+    assert!(
+        !format!("{secured:?}").contains("0123456789abcdef"),
+        "Debug shows the token"
+    );
+
+    for (section, expected) in [
+        ("token = \"short\"", "5 characters long"),
+        ("token = \"0123456789abcdef 0123\"", "printable ASCII"),
+        (
+            "token = \"0123456789abcdef0123\"\ntoken_file = \"token\"",
+            "together with api.token_file",
+        ),
+        ("token_file = \"missing\"", "cannot be read"),
+        ("allowed_origins = [\"*\"]", "not an origin"),
+        (
+            "allowed_origins = [\"https://ops.example.com/path\"]",
+            "not an origin",
+        ),
+        ("tls_cert = \"token\"", "without api.tls_key"),
+        ("max_connections = 1", "out of range"),
+    ] {
+        let e = api(section).unwrap_err().to_string();
+        assert!(e.contains("api.") && e.contains(expected), "{section}: {e}");
+        assert!(
+            !e.contains("0123456789abcdef"),
+            "the error shows the token: {e}"
+        );
+    }
 }

@@ -10,17 +10,46 @@ use config::{Map, Value, ValueKind};
 use url::Url;
 
 use super::{
-    read_password_file, redact_url, ApiConfig, Config, ConfigError, Flavor, Mode, OnSourceDrop,
-    PipeConfig, SnapshotConfig, SourceConfig, SyncConfig, TableOptions, TablesConfig, TargetConfig,
-    DEFAULT_TARGET_NAME,
+    read_password_file, redact_url, ApiConfig, ApiTls, Config, ConfigError, Flavor, Mode,
+    OnSourceDrop, PipeConfig, SnapshotConfig, SourceConfig, SourceTls, SslMode, SyncConfig,
+    TableOptions, TablesConfig, TargetConfig, DEFAULT_TARGET_NAME, MIN_TOKEN_LEN,
 };
 
 const ROOT_KEYS: &[&str] = &["api", "pipes"];
-const API_KEYS: &[&str] = &["listen"];
+const API_KEYS: &[&str] = &[
+    "listen",
+    "token",
+    "token_file",
+    "open_probes",
+    "allow_unauthenticated",
+    "allowed_origins",
+    "tls_cert",
+    "tls_key",
+    "max_connections",
+];
 const PIPE_KEYS: &[&str] = &[
     "name", "mode", "source", "target", "tables", "snapshot", "sync",
 ];
-const SOURCE_KEYS: &[&str] = &["url", "server_id", "flavor", "password_file"];
+const SOURCE_KEYS: &[&str] = &[
+    "url",
+    "server_id",
+    "flavor",
+    "password_file",
+    "ssl_mode",
+    "ssl_ca",
+    "ssl_cert",
+    "ssl_key",
+];
+/// The source's TLS keys, also accepted as parameters of its URL.
+const SOURCE_TLS_KEYS: [&str; 4] = ["ssl_mode", "ssl_ca", "ssl_cert", "ssl_key"];
+/// mysql_async's own TLS URL parameters: their defaults differ from MySQL's modes, so they are
+/// refused in favour of `ssl_mode`.
+const DRIVER_TLS_PARAMS: [&str; 4] = [
+    "require_ssl",
+    "verify_ca",
+    "verify_identity",
+    "built_in_roots",
+];
 const TARGET_KEYS: &[&str] = &[
     "url",
     "user",
@@ -28,6 +57,8 @@ const TARGET_KEYS: &[&str] = &[
     "password_file",
     "database",
     "state_database",
+    "ca_file",
+    "skip_verify",
 ];
 const TABLES_KEYS: &[&str] = &[
     "include",
@@ -292,35 +323,177 @@ impl<'a> Section<'a> {
             })
     }
 
-    /// A password file path, resolved against `base_dir` and checked readable.
-    fn password_file(&self, base_dir: &Path) -> Result<Option<PathBuf>, ConfigError> {
-        let Some(s) = self.string("password_file")? else {
+    /// A boolean (or a string `true`/`false`, as the environment gives).
+    fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(name).map(|v| &v.kind) {
+            None => Ok(None),
+            Some(ValueKind::Boolean(b)) => Ok(Some(*b)),
+            Some(ValueKind::String(s)) => match s.trim() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(invalid(
+                    self.key(name),
+                    s,
+                    "is not a boolean (expected true or false)",
+                )),
+            },
+            Some(other) => Err(wrong_type(self.key(name), "true or false", other)),
+        }
+    }
+
+    /// A file path, resolved against `base_dir`; `what` says what the file holds.
+    fn path(
+        &self,
+        name: &str,
+        base_dir: &Path,
+        what: &str,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(s) = self.string(name)? else {
             return Ok(None);
         };
-        let key = self.key("password_file");
         if s.trim().is_empty() {
             return Err(invalid(
-                key,
+                self.key(name),
                 &s,
-                "is empty (expected the path of a file holding the password)",
+                format!("is empty (expected the path of a file holding {what})"),
             ));
         }
-        let path = base_dir.join(&s);
+        Ok(Some(base_dir.join(&s)))
+    }
+
+    /// A file holding a secret (password, token): resolved against `base_dir`, checked
+    /// readable.
+    fn secret_file(
+        &self,
+        name: &str,
+        base_dir: &Path,
+        what: &str,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(path) = self.path(name, base_dir, what)? else {
+            return Ok(None);
+        };
         match read_password_file(&path) {
             Ok(_) => Ok(Some(path)),
-            Err(e) => Err(invalid(key, path.display(), format!("cannot be read: {e}"))),
+            Err(e) => Err(invalid(
+                self.key(name),
+                path.display(),
+                format!("cannot be read: {e}"),
+            )),
         }
+    }
+
+    /// A password file path, resolved against `base_dir` and checked readable.
+    fn password_file(&self, base_dir: &Path) -> Result<Option<PathBuf>, ConfigError> {
+        self.secret_file("password_file", base_dir, "the password")
     }
 }
 
-fn build_root(root: &Section<'_>, base_dir: &Path) -> Result<Config, ConfigError> {
-    let api_section = root.section("api", API_KEYS)?;
+/// Checks that a TLS file holds certificates (`key == false`) or a private key.
+fn check_tls_file(key: &str, path: &Path, private_key: bool) -> Result<(), ConfigError> {
+    let result = if private_key {
+        crate::tls::read_key(path).map(drop)
+    } else {
+        crate::tls::read_certs(path).map(drop)
+    };
+    result.map_err(|problem| invalid(key, path.display(), problem))
+}
+
+fn build_api(a: &Section<'_>, base_dir: &Path) -> Result<ApiConfig, ConfigError> {
     let mut api = ApiConfig::default();
-    if let Some(s) = api_section.string("listen")? {
+    if let Some(s) = a.string("listen")? {
         api.listen = s.trim().parse().map_err(|_| {
-            invalid(api_section.key("listen"), &s, "is not a socket address (expected IP:port, e.g. \"127.0.0.1:9187\" or \"[::1]:9187\")")
+            invalid(a.key("listen"), &s, "is not a socket address (expected IP:port, e.g. \"127.0.0.1:9187\" or \"[::1]:9187\")")
         })?;
     }
+    let token_file = a.secret_file("token_file", base_dir, "the API token")?;
+    let (token, token_key) = match (a.string("token")?, &token_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                a.key("token"),
+                "***",
+                "is set together with api.token_file (expected one of them)",
+            ))
+        }
+        (Some(token), None) => (Some(token), a.key("token")),
+        (None, Some(path)) => (
+            Some(read_password_file(path).map_err(|e| {
+                invalid(
+                    a.key("token_file"),
+                    path.display(),
+                    format!("cannot be read: {e}"),
+                )
+            })?),
+            a.key("token_file"),
+        ),
+        (None, None) => (None, String::new()),
+    };
+    if let Some(token) = &token {
+        // A token is sent in a header: printable ASCII without spaces, and long.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(token_key, "***", "holds spaces or characters that are not printable ASCII (expected e.g. the output of `openssl rand -hex 32`)"));
+        }
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(invalid(token_key, "***", format!("is {} characters long (expected at least {MIN_TOKEN_LEN}, e.g. the output of `openssl rand -hex 32`)", token.len())));
+        }
+    }
+    api.token = token;
+    api.token_file = token_file;
+    if let Some(b) = a.bool("open_probes")? {
+        api.open_probes = b;
+    }
+    if let Some(b) = a.bool("allow_unauthenticated")? {
+        api.allow_unauthenticated = b;
+    }
+    for (i, origin) in a
+        .strings("allowed_origins")?
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let key = format!("{}[{i}]", a.key("allowed_origins"));
+        let expected =
+            "is not an origin (expected scheme://host[:port], e.g. \"https://ops.example.com\")";
+        let url = Url::parse(origin.trim()).map_err(|_| invalid(&key, origin, expected))?;
+        let serialized = url.origin().ascii_serialization();
+        if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || serialized == "null" {
+            return Err(invalid(&key, origin, expected));
+        }
+        api.allowed_origins.push(serialized);
+    }
+    let cert = a.path("tls_cert", base_dir, "the API's PEM certificate chain")?;
+    let key = a.path("tls_key", base_dir, "the API certificate's PEM private key")?;
+    api.tls = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            check_tls_file(&a.key("tls_cert"), &cert, false)?;
+            check_tls_file(&a.key("tls_key"), &key, true)?;
+            crate::tls::server_config(&cert, &key)
+                .map_err(|e| invalid(a.key("tls_cert"), cert.display(), e))?;
+            Some(ApiTls { cert, key })
+        }
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(invalid(
+                a.key("tls_cert"),
+                cert.display(),
+                "is set without api.tls_key (expected both, or neither for plain HTTP)",
+            ))
+        }
+        (None, Some(key)) => {
+            return Err(invalid(
+                a.key("tls_key"),
+                key.display(),
+                "is set without api.tls_cert (expected both, or neither for plain HTTP)",
+            ))
+        }
+    };
+    if let Some(n) = a.int("max_connections", 4, 10_000)? {
+        api.max_connections = n;
+    }
+    Ok(api)
+}
+
+fn build_root(root: &Section<'_>, base_dir: &Path) -> Result<Config, ConfigError> {
+    let api = build_api(&root.section("api", API_KEYS)?, base_dir)?;
     let items = match root.get("pipes").map(|v| &v.kind) {
         None => {
             return Err(ConfigError::Missing {
@@ -411,15 +584,48 @@ fn build_pipe(p: &Section<'_>, base_dir: &Path) -> Result<PipeConfig, ConfigErro
     let mode = p.choice("mode", &Mode::ALL, Mode::as_str)?;
 
     let s = p.section("source", SOURCE_KEYS)?;
+    let (url, tls) = source_tls(
+        &s,
+        parse_url(&s, &["mysql", "mariadb"], SOURCE_URL_EXPECTED)?,
+        base_dir,
+    )?;
     let source = SourceConfig {
-        url: parse_url(&s, &["mysql", "mariadb"], SOURCE_URL_EXPECTED)?,
+        url,
         server_id: s.int("server_id", 1, u64::from(u32::MAX))?,
         flavor: s.choice("flavor", &Flavor::ALL, Flavor::as_str)?,
         password_file: s.password_file(base_dir)?,
+        tls,
     };
 
     let t = p.section("target", TARGET_KEYS)?;
     let url = parse_url(&t, &["http", "https"], TARGET_URL_EXPECTED)?;
+    let ca_file = t.path("ca_file", base_dir, "PEM CA certificates")?;
+    if let Some(path) = &ca_file {
+        check_tls_file(&t.key("ca_file"), path, false)?;
+    }
+    let skip_verify = t.bool("skip_verify")?.unwrap_or(false);
+    if url.scheme() == "http" && (ca_file.is_some() || skip_verify) {
+        let key = if skip_verify {
+            "skip_verify"
+        } else {
+            "ca_file"
+        };
+        return Err(invalid(
+            t.key(key),
+            if skip_verify {
+                "true".to_owned()
+            } else {
+                ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            },
+            "is set but target.url is http:// (expected an https:// URL for TLS settings)",
+        ));
+    }
+    if skip_verify && ca_file.is_some() {
+        return Err(invalid(t.key("skip_verify"), "true", "is set together with target.ca_file (expected one: a CA to verify with, or no verification)"));
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(t.key("url"), redact_url(url.as_str()), "contains credentials (expected them in target.user and target.password or target.password_file)"));
     }
@@ -451,6 +657,8 @@ fn build_pipe(p: &Section<'_>, base_dir: &Path) -> Result<PipeConfig, ConfigErro
         password_file: t.password_file(base_dir)?,
         database,
         state_database,
+        ca_file,
+        skip_verify,
     };
 
     let tables = build_tables(&p.section("tables", TABLES_KEYS)?)?;
@@ -507,6 +715,113 @@ fn parse_url(section: &Section<'_>, schemes: &[&str], expected: &str) -> Result<
         Ok(url) => return Ok(url),
     };
     Err(invalid(key, redact_url(&raw), problem))
+}
+
+/// The source's TLS settings: the `ssl_*` keys and the same parameters in the URL's query,
+/// which are taken out of it (the driver never sees them). Returns the URL without them.
+fn source_tls(
+    s: &Section<'_>,
+    mut url: Url,
+    base_dir: &Path,
+) -> Result<(Url, SourceTls), ConfigError> {
+    let url_key = s.key("url");
+    let mut from_url: BTreeMap<String, String> = BTreeMap::new();
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for (name, value) in url.query_pairs() {
+        if DRIVER_TLS_PARAMS.contains(&name.as_ref()) {
+            return Err(invalid(&url_key, redact_url(url.as_str()), format!("has the parameter `{name}` (expected `ssl_mode` = disabled, preferred, required, verify_ca or verify_identity, in the URL or as source.ssl_mode)")));
+        }
+        if SOURCE_TLS_KEYS.contains(&name.as_ref()) {
+            from_url.insert(name.into_owned(), value.into_owned());
+        } else {
+            kept.push((name.into_owned(), value.into_owned()));
+        }
+    }
+    if !from_url.is_empty() {
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+    // One value per setting: a key, a URL parameter, or both when they agree.
+    let setting = |name: &str| -> Result<Option<String>, ConfigError> {
+        match (s.string(name)?, from_url.get(name)) {
+            (Some(key), Some(param)) if key != *param => Err(invalid(
+                s.key(name),
+                &key,
+                format!("differs from the URL's {name}={param} (expected one value: set it in one place)"),
+            )),
+            (Some(key), _) => Ok(Some(key)),
+            (None, param) => Ok(param.cloned()),
+        }
+    };
+    let mode = match setting("ssl_mode")? {
+        None => SslMode::default(),
+        Some(m) => SslMode::ALL
+            .into_iter()
+            .find(|v| v.as_str() == m)
+            .ok_or_else(|| {
+                invalid(s.key("ssl_mode"), &m, "is not a valid ssl_mode (expected one of \"disabled\", \"preferred\", \"required\", \"verify_ca\", \"verify_identity\")")
+            })?,
+    };
+    let file = |name: &str, private_key: bool| -> Result<Option<PathBuf>, ConfigError> {
+        let Some(raw) = setting(name)? else {
+            return Ok(None);
+        };
+        if raw.trim().is_empty() {
+            return Err(invalid(
+                s.key(name),
+                &raw,
+                "is empty (expected the path of a PEM file)",
+            ));
+        }
+        let path = base_dir.join(raw);
+        check_tls_file(&s.key(name), &path, private_key)?;
+        Ok(Some(path))
+    };
+    let tls = SourceTls {
+        mode,
+        ca: file("ssl_ca", false)?,
+        cert: file("ssl_cert", false)?,
+        key: file("ssl_key", true)?,
+    };
+    if let Some(ca) = &tls.ca {
+        if !mode.verifies() {
+            return Err(invalid(s.key("ssl_ca"), ca.display(), format!("is set but ssl_mode = {mode} does not verify the server's certificate (expected ssl_mode = \"verify_identity\" or \"verify_ca\" with a CA file)")));
+        }
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) | (None, Some(_)) => {
+            let (name, other) = if tls.cert.is_some() {
+                ("ssl_cert", "ssl_key")
+            } else {
+                ("ssl_key", "ssl_cert")
+            };
+            let value = tls
+                .cert
+                .as_ref()
+                .or(tls.key.as_ref())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            return Err(invalid(
+                s.key(name),
+                value,
+                format!(
+                    "is set without {other} (expected a client certificate and its key together)"
+                ),
+            ));
+        }
+        (Some(cert), Some(_)) if mode == SslMode::Disabled => {
+            return Err(invalid(
+                s.key("ssl_cert"),
+                cert.display(),
+                "is set but ssl_mode = disabled (a client certificate needs TLS)",
+            ));
+        }
+        _ => {}
+    }
+    Ok((url, tls))
 }
 
 fn check_identifier(key: &str, value: &str) -> Result<(), ConfigError> {

@@ -210,7 +210,7 @@ fn specification(
     if p.eat_kw("CONVERT") {
         if p.eat_kw("TO") {
             let _ = p.eat_kws(&["CHARACTER", "SET"]) || p.eat_kw("CHARSET");
-            let name = p.ident()?;
+            let name = p.charset_or_collation()?;
             if name.eq_ignore_ascii_case("DEFAULT") {
                 return Err(
                     "CONVERT TO CHARACTER SET DEFAULT (the database's, not tracked)".into(),

@@ -218,7 +218,7 @@ impl Parser<'_> {
             "CHARSET" => self.charset_name(spec)?,
             "COLLATE" => {
                 self.eat_punct('=');
-                *collation = Some(self.ident()?);
+                *collation = Some(self.charset_or_collation()?);
             }
             "DEFAULT" => spec.default = Some(self.default_value()?),
             "ON" => {
@@ -287,7 +287,7 @@ impl Parser<'_> {
 
     fn charset_name(&mut self, spec: &mut ColumnSpec) -> Parsed<()> {
         self.eat_punct('=');
-        spec.charset = Some(self.ident()?.to_ascii_lowercase());
+        spec.charset = Some(self.charset_or_collation()?.to_ascii_lowercase());
         Ok(())
     }
 

@@ -158,6 +158,22 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A character set or collation name. The server's grammar takes a name or a string there
+    /// (`ident_or_text`): `CHARACTER SET 'utf8mb4'` and `COLLATE='utf8mb4_bin'` are how HeidiSQL
+    /// writes them.
+    pub(super) fn charset_or_collation(&mut self) -> Parsed<String> {
+        match self.peek_at(0) {
+            Some(Tok::Word(w) | Tok::Quoted(w) | Tok::DoubleQuoted(w) | Tok::Str(w)) => {
+                self.pos += 1;
+                Ok(w.clone())
+            }
+            _ => Err(format!(
+                "expected a character set or collation name, found {}",
+                self.describe()
+            )),
+        }
+    }
+
     /// A column name, possibly qualified (`t.c`, `db.t.c`): its last part.
     pub(super) fn column_name(&mut self) -> Parsed<String> {
         let mut name = self.ident()?;
@@ -290,7 +306,7 @@ impl<'a> Parser<'a> {
                 || self.eat_kw("CHARSET");
             if named {
                 self.eat_punct('=');
-                let name = self.ident()?;
+                let name = self.charset_or_collation()?;
                 if name.eq_ignore_ascii_case("DEFAULT") {
                     return Err("CHARACTER SET DEFAULT (the database's, not tracked here)".into());
                 }
@@ -299,7 +315,7 @@ impl<'a> Parser<'a> {
             }
             if self.eat_kw("COLLATE") {
                 self.eat_punct('=');
-                let name = self.ident()?;
+                let name = self.charset_or_collation()?;
                 if charset.is_none() {
                     charset = super::lex::charset_of_collation(&name);
                 }

@@ -23,14 +23,14 @@
 //! integers to a wider or same-width type that holds every value (`Int32`→`Int64`,
 //! `UInt32`→`Int64`, `MEDIUMINT`→`INT` is no change); `Decimal(p,s)`→`Decimal(p2,s2)` with
 //! `s2 >= s` and `p2-s2 >= p-s`; `FLOAT`→`DOUBLE`; `BIT(n)`→`BIT(m≥n)`; any text→text
-//! (charset and length changes: the target already holds UTF-8); UTF-8/ASCII text↔`VARBINARY`;
+//! (charset and length changes: the target already holds UTF-8); UTF-8 text↔`VARBINARY` (not
+//! ascii: its bytes above 0x7F are `?` in the target);
 //! `BINARY(n)`→`VARBINARY`; text/ENUM→ENUM, ENUM→text/SET, SET→text; `DATE`→`DATETIME`;
 //! `DATETIME`/`TIMESTAMP`/`TIME` to a larger fractional precision; `X`→`Nullable(X)` and
-//! back. `NULL`→`NOT NULL` first sets the target's remaining NULLs (old versions, deleted
-//! rows, or rows the server converted without row events) to the type's implicit default,
-//! as the server did: a `MODIFY` to a non-Nullable type over NULLs fails (or, before
-//! ClickHouse 25.8, leaves a stuck mutation). Run each statement with `mutations_sync = 2`
-//! so the next one sees its result.
+//! back. `NULL`→`NOT NULL` is a `MODIFY … DEFAULT <the type's implicit default>`: ClickHouse
+//! refuses it without a `DEFAULT`, and turns the target's remaining NULLs (old versions,
+//! deleted rows, or rows the server converted without row events) into that default, as the
+//! server did. Run each statement with `mutations_sync = 2` so the next one sees its result.
 
 use super::{Altered, Backfill, Origin, TableName};
 use crate::clickhouse::sql::{column_type, ident};
@@ -230,13 +230,16 @@ fn plan(
         }
         let name = ident(&after.name);
         if before.nullable && !after.nullable {
+            // ClickHouse takes a Nullable column to a plain type only with a DEFAULT, which
+            // its remaining NULLs become.
             let fill =
                 implicit_value(after).map_err(|why| format!("column `{}`: {why}", after.name))?;
             out.push(format!(
-                "ALTER TABLE {table} UPDATE {name} = {fill} WHERE {name} IS NULL"
+                "ALTER TABLE {table} MODIFY COLUMN {name} {ty} DEFAULT {fill}"
             ));
+        } else {
+            out.push(format!("ALTER TABLE {table} MODIFY COLUMN {name} {ty}"));
         }
-        out.push(format!("ALTER TABLE {table} MODIFY COLUMN {name} {ty}"));
     }
 
     // Added columns, each after its predecessor in the new order.
@@ -332,7 +335,7 @@ pub(super) fn longest_increasing(seq: &[usize]) -> Vec<usize> {
 /// Whether the target's stored values of a column of type `old` are exactly the source's
 /// after the server converted it to `new`.
 fn exact_conversion(old: &SourceType, new: &SourceType) -> Result<(), String> {
-    use crate::schema::Charset::{Ascii, Utf8};
+    use crate::schema::Charset::Utf8;
     use SourceType::*;
     let width = |bytes: u8| if bytes == 3 { 4 } else { bytes };
     let ok = match (old, new) {
@@ -363,18 +366,7 @@ fn exact_conversion(old: &SourceType, new: &SourceType) -> Result<(), String> {
         (Float, Double) => true,
         (Bit { bits: a }, Bit { bits: b }) => b >= a,
         (Text { .. }, Text { .. } | Enum { .. }) => true,
-        (
-            Text {
-                charset: Utf8 | Ascii,
-            },
-            Binary,
-        )
-        | (
-            Binary,
-            Text {
-                charset: Utf8 | Ascii,
-            },
-        ) => true,
+        (Text { charset: Utf8 }, Binary) | (Binary, Text { charset: Utf8 }) => true,
         (FixedBinary { .. }, Binary) => true,
         (Enum { .. }, Text { .. } | Enum { .. } | Set { .. })
         | (Set { .. }, Text { .. } | Set { .. }) => true,
@@ -459,6 +451,12 @@ fn implicit_value(col: &ColumnDef) -> Result<String, String> {
         {
             "''".into()
         }
+        // The server's implicit defaults are ClickHouse's too, but a bare 0 is not one.
+        None if col.ty == SourceType::Uuid => {
+            "toUUID('00000000-0000-0000-0000-000000000000')".into()
+        }
+        None if col.ty == SourceType::Inet4 => "toIPv4('0.0.0.0')".into(),
+        None if col.ty == SourceType::Inet6 => "toIPv6('::')".into(),
         None => "0".into(),
     })
 }
@@ -610,6 +608,10 @@ fn text_default(col: &ColumnDef, t: &str) -> Result<Option<String>, String> {
             Err("a TIMESTAMP literal is read in the session's time zone".into())
         }
         SourceType::Time { fsp } => time_default(t, *fsp),
+        // In the form the server prints (other forms it accepts are not reproduced here).
+        SourceType::Uuid if crate::decode::parse_uuid(t).is_some() => Ok(Some(quote(t))),
+        SourceType::Inet4 if t.parse::<std::net::Ipv4Addr>().is_ok() => Ok(Some(quote(t))),
+        SourceType::Inet6 if t.parse::<std::net::Ipv6Addr>().is_ok() => Ok(Some(quote(t))),
         _ => Err(format!("DEFAULT '{t}' on this type is not reproduced here")),
     }
 }

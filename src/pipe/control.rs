@@ -49,6 +49,11 @@ pub(crate) struct PipeStatus {
     pub last_error: Option<String>,
 }
 
+/// Lag to the millisecond: finer is noise in a status.
+fn rounded(lag: Option<f64>) -> Option<f64> {
+    lag.map(|l| (l * 1000.0).round() / 1000.0)
+}
+
 /// An operator's request to a pipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
@@ -107,12 +112,21 @@ impl PipeHandle {
         )
     }
 
-    /// A copy of the current status.
+    /// A copy of the current status, its lag and stall as of now (not of the last publish).
     pub fn status(&self) -> PipeStatus {
-        self.status
+        let mut status = self
+            .status
             .read()
             .map(|s| s.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        let health = match self.health.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Moment::now();
+        status.lag_seconds = rounded(health.lag(now));
+        status.stalled = health.stall(now);
+        status
     }
 
     /// Changes the status in place (pipe task only); the isolated-tables gauge follows it.
@@ -141,7 +155,7 @@ impl PipeHandle {
         self.update(|s| {
             crate::metrics::lag_seconds(&s.name, lag.unwrap_or(0.0));
             crate::metrics::stalled(&s.name, stalled.is_some());
-            s.lag_seconds = lag.map(|l| (l * 1000.0).round() / 1000.0);
+            s.lag_seconds = rounded(lag);
             s.stalled = stalled;
             if error.is_some() {
                 s.last_error = error;

@@ -59,6 +59,23 @@ impl<S: StateStore> Ledger<S> {
             }
         }
         self.store.record_transition(self.state, to, reason).await?;
+        self.show(to, reason);
+        Ok(())
+    }
+
+    /// Moves the pipe to Failed. Unlike the other states it is shown (status, metrics) even
+    /// when the state store cannot record it: an unreachable or untrusted target is often the
+    /// very reason, and a pipe that failed must never look like one still starting.
+    pub async fn fail(&mut self, reason: &str) -> Result<()> {
+        let stored = self
+            .store
+            .record_transition(self.state, PipeState::Failed, reason)
+            .await;
+        self.show(PipeState::Failed, reason);
+        stored
+    }
+
+    fn show(&mut self, to: PipeState, reason: &str) {
         crate::metrics::state(&self.pipe, to.as_str());
         self.handle.update(|s| {
             s.state = to.as_str().to_owned();
@@ -69,7 +86,6 @@ impl<S: StateStore> Ledger<S> {
         });
         info!(pipe = %self.pipe, from = self.state.map(PipeState::as_str).unwrap_or("-"), to = to.as_str(), reason, "state");
         self.state = Some(to);
-        Ok(())
     }
 
     /// Enters `to` unless the pipe is in it already.

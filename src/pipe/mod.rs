@@ -74,7 +74,13 @@ pub(crate) async fn run(
     let target = match Target::new(&cfg.target) {
         Ok(t) => t,
         Err(e) => {
+            // No store to record it in: shown all the same.
             error!(pipe = %name, error = %e, "pipe failed");
+            metrics::state(&name, PipeState::Failed.as_str());
+            handle.update(|s| {
+                s.state = PipeState::Failed.as_str().to_owned();
+                s.last_error = Some(e.to_string());
+            });
             return Outcome::Failed;
         }
     };
@@ -187,11 +193,7 @@ impl<S: StateStore> Task<S> {
         error!(pipe = %name, error = %error, "pipe failed");
         metrics::error(name, error.kind());
         self.handle.health(|h| h.stop());
-        if let Err(store_err) = self
-            .ledger
-            .enter(PipeState::Failed, &error.to_string())
-            .await
-        {
+        if let Err(store_err) = self.ledger.fail(&error.to_string()).await {
             error!(pipe = %name, error = %store_err, "could not record the failure in the state store");
         }
         self.wait_in_failed().await

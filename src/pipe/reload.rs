@@ -41,11 +41,12 @@ pub(super) async fn start<S: StateStore>(
             table: table.to_owned(),
         });
     }
+    // Read before the pipe changes state: a table gone from the source leaves it Running.
+    let live = ctx.current_plan(table).await?;
     // Several reloads may start in one stop of CDC: one Modifying for all of them.
     ledger
         .ensure(PipeState::Modifying, &format!("reloading {table}"))
         .await?;
-    let live = ctx.current_plan(table).await?;
     let copy = aimed_at(&live, &copy_of(&live.target));
     ctx.drop_table(&copy.target).await?;
     ctx.create_table(&copy).await?;

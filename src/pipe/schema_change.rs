@@ -17,7 +17,7 @@ use super::tables::Phase;
 use crate::binlog::events::SchemaChange;
 use crate::clickhouse::sql::{create_table_sql, ident};
 use crate::config::OnSourceDrop;
-use crate::ddl::planner::{alter, membership, truncate_sql, Membership, Migration};
+use crate::ddl::planner::{self, membership, truncate_sql, Membership, Migration};
 use crate::ddl::{self, CreateTable, Ddl, Defaults, TableName};
 use crate::error::Result;
 use crate::schema::{TableDef, TablePlan};
@@ -235,13 +235,18 @@ async fn follow<S: StateStore>(
         return Ok(Outcome::Keep);
     };
     // Rows go into the copy of a table reloading: the copy is what follows the change.
-    let written = match &entry.phase {
-        Phase::Reloading { copy, .. } => aimed_at(plan, copy),
-        _ => plan.clone(),
+    let (written, reloading) = match &entry.phase {
+        Phase::Reloading { copy, .. } => (aimed_at(plan, copy), true),
+        _ => (plan.clone(), false),
     };
     Ok(match &change.ddl {
         Ddl::AlterTable { table, changes } => {
-            follow_alter(ctx, change, plan, &written, table, changes).await?
+            let alter = Alter {
+                plan,
+                written: &written,
+                reloading,
+            };
+            follow_alter(ctx, change, alter, table, changes).await?
         }
         Ddl::Truncate(_) => {
             let sql = truncate_sql(ctx.db(), &written);
@@ -268,15 +273,27 @@ async fn follow<S: StateStore>(
     })
 }
 
-/// An `ALTER TABLE` of `plan`, applied to `written` (its target, or its copy).
+/// The table an `ALTER TABLE` changes.
+struct Alter<'a> {
+    plan: &'a TablePlan,
+    /// Its plan aimed at where its rows go: its target, or its copy while it reloads.
+    written: &'a TablePlan,
+    reloading: bool,
+}
+
+/// An `ALTER TABLE` of `alter.plan`, applied to where its rows go.
 async fn follow_alter<S: StateStore>(
     ctx: &Ctx<S>,
     change: &SchemaChange,
-    plan: &TablePlan,
-    written: &TablePlan,
+    alter: Alter<'_>,
     table: &TableName,
     changes: &[ddl::Change],
 ) -> Result<Outcome> {
+    let Alter {
+        plan,
+        written,
+        reloading,
+    } = alter;
     let charset = table_charset(ctx, &table.0, &table.1).await?;
     let defaults = Defaults {
         charset: &charset,
@@ -284,6 +301,10 @@ async fn follow_alter<S: StateStore>(
     };
     let altered = match ddl::apply(&plan.def, changes, &defaults) {
         Ok(altered) => altered,
+        // A table reloading into its copy was planned with the source's definition when its
+        // reload started, which may already include a DDL that CDC meets only now: rebuilt
+        // once replication has passed it, not left isolated.
+        Err(e) if reloading => return Ok(Outcome::Rebuild(e.to_string())),
         Err(e) => return Ok(Outcome::Isolate(e.to_string())),
     };
     let new = match TablePlan::selected(altered.def.clone(), &ctx.cfg.tables) {
@@ -291,11 +312,19 @@ async fn follow_alter<S: StateStore>(
         Err(e) => return Ok(Outcome::Isolate(e)),
     };
     let new_written = aimed_at(&new, &written.target);
-    match alter(ctx.db(), written, &new_written, &altered) {
+    match planner::alter(ctx.db(), written, &new_written, &altered) {
         Migration::InPlace(statements) => {
             if !ctx.target_has_columns(&new_written).await? {
                 for sql in &statements {
-                    ctx.target.execute_sync(sql).await?;
+                    match ctx.target.execute_sync(sql).await {
+                        // ClickHouse refused a change planned as in place: the table is
+                        // rebuilt rather than the pipe stopped.
+                        Err(e) if !e.is_transient() => {
+                            let reason = format!("ClickHouse refused `{sql}` ({e})");
+                            return Ok(Outcome::Rebuild(reason));
+                        }
+                        other => other?,
+                    }
                 }
             }
             info!(pipe = %ctx.name(), table = %plan.def.qualified(), statement = %change.statement, applied = statements.len(), "schema change followed");

@@ -149,6 +149,9 @@ impl<'s, S: StateStore> Session<'s, S> {
     /// (tables isolated for their rows, a part of a large transaction written, a DDL applied).
     pub async fn event(&mut self, queued: Queued) -> Result<()> {
         self.decoder.apply(&queued.event, &mut self.batch)?;
+        for (table, clamps) in self.decoder.take_clamps() {
+            crate::metrics::clamped_values(self.ctx.name(), &table, &clamps);
+        }
         for (table, reason) in self.decoder.take_isolations() {
             if let Some(name) = self.names.get(table).cloned() {
                 self.ledger.isolate(&name, reason, false).await?;

@@ -61,6 +61,9 @@ pub(super) async fn plan_tables<S: StateStore>(
         &isolated,
     )
     .await?;
+    if plans.is_empty() {
+        warn!(pipe = %ctx.name(), include = ?ctx.cfg.tables.include, isolated = rejected.len(), "no selected table to replicate now; tables created under the include patterns are replicated from their creation");
+    }
     for (table, reason) in rejected {
         ledger.isolate(&table, reason, false).await?;
     }

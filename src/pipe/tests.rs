@@ -107,6 +107,7 @@ fn config(target_url: &str) -> PipeConfig {
             server_id: Some(7),
             flavor: Flavor::Mariadb,
             password_file: None,
+            tls: Default::default(),
         },
         target: TargetConfig {
             url: target_url.parse().expect("url"),
@@ -115,6 +116,8 @@ fn config(target_url: &str) -> PipeConfig {
             password_file: None,
             database: "d".into(),
             state_database: "_tributary".into(),
+            ca_file: None,
+            skip_verify: false,
         },
         tables: TablesConfig {
             include: vec!["d.*".into()],

@@ -333,6 +333,10 @@ impl<S: StateStore> TableLoad<'_, S> {
                     source: Box::new(source),
                 })?;
             }
+            // Taken before the next await: they were recorded on this thread.
+            if let Some(clamps) = crate::decode::take_clamps() {
+                crate::metrics::clamped_values(loader.pipe, &table, &clamps);
+            }
             buf.extend_from_slice(&0u64.to_le_bytes()); // _tributary_version
             buf.push(0); // _tributary_is_deleted
             rows += 1;

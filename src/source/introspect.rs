@@ -135,10 +135,10 @@ pub(crate) struct Planned {
     pub rejected: Vec<(String, String)>,
 }
 
-/// Definitions and target plans of every included table. Fails when none can be replicated
-/// (naming each and why), or when two would be written into one target table; unless one of
-/// them is `isolated` already (a table created later under a taken name): that one stays
-/// out.
+/// Definitions and target plans of every included table. Fails when two would be written
+/// into one target table, unless one of them is `isolated` already (a table created later
+/// under a taken name): that one stays out. No table to replicate is no error: the pipe
+/// replicates the selected tables created from then on.
 pub(crate) async fn plan_tables(
     source: &Source,
     conn: &mut Conn,
@@ -147,11 +147,6 @@ pub(crate) async fn plan_tables(
     isolated: &[String],
 ) -> Result<Planned> {
     let names = selected_tables(source, conn, tables, overrides).await?;
-    if names.is_empty() {
-        return Err(Error::NoTables {
-            patterns: tables.include.clone(),
-        });
-    }
     let mut planned = Planned {
         plans: Vec::with_capacity(names.len()),
         rejected: Vec::new(),
@@ -187,13 +182,6 @@ pub(crate) async fn plan_tables(
         .sort_by(|a, b| (&a.def.db, &a.def.name).cmp(&(&b.def.db, &b.def.name)));
     if !collisions.is_empty() {
         return Err(Error::Selection(collisions.join("; ")));
-    }
-    if planned.plans.is_empty() {
-        let reasons: Vec<String> = planned.rejected.iter().map(|(_, r)| r.clone()).collect();
-        return Err(Error::Selection(format!(
-            "no included table can be replicated: {}",
-            reasons.join("; ")
-        )));
     }
     Ok(planned)
 }

@@ -1,10 +1,14 @@
 //! The source server: connections, flavor, settings, positions and table definitions.
+//!
+//! Every connection of a pipe is made from the options [`Source::connect`] settled on once per
+//! provisioning, TLS included (see [`tls`]), so they all speak to the server the same way.
 
 pub(crate) mod gtid;
 pub(crate) mod introspect;
 pub(crate) mod position;
 pub(crate) mod preflight;
 pub(crate) mod rows;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -12,7 +16,7 @@ use std::time::Instant;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
-use crate::config::{Flavor, SourceConfig};
+use crate::config::{Flavor, SourceConfig, SourceTls, SslMode};
 use crate::error::{Error, Result};
 use gtid::GtidState;
 
@@ -40,10 +44,71 @@ pub(crate) struct Source {
     /// The URL without its password, for messages.
     pub url: String,
     pub flavor: ServerFlavor,
+    /// The configured TLS settings, for the errors of later connections.
+    tls: SourceTls,
+}
+
+/// The first connection, TLS as `tls` says: `preferred` falls back to plain when the server
+/// offers no TLS, and `verify_ca` learns the name to check (see [`tls::name_to_check`]). The
+/// options that worked are returned for every later connection.
+async fn connect_tls(builder: OptsBuilder, cfg: &SourceTls, url: &str) -> Result<(Opts, Conn)> {
+    let mut ssl = tls::ssl_opts(cfg, None);
+    let mut name_learned = false;
+    loop {
+        let opts: Opts = builder.clone().ssl_opts(ssl.clone()).into();
+        let err = match Conn::new(opts.clone()).await {
+            Ok(conn) => return Ok((opts, conn)),
+            Err(e) => e,
+        };
+        match cfg.mode {
+            SslMode::Preferred if ssl.is_some() && tls::no_tls_on_server(&err) => ssl = None,
+            SslMode::VerifyCa if !name_learned => match tls::name_to_check(&err) {
+                Some(name) => {
+                    ssl = tls::ssl_opts(cfg, Some(&name));
+                    name_learned = true;
+                }
+                None => return Err(tls::classify(url, cfg, err)),
+            },
+            SslMode::Disabled => return Err(refused_without_tls(builder, cfg, url, err).await),
+            _ => return Err(tls::classify(url, cfg, err)),
+        }
+    }
+}
+
+/// A login refused with `ssl_mode = disabled`: when the same login over TLS works, the server
+/// requires TLS (`require_secure_transport`; MariaDB only says "access denied"), and the error
+/// says so; otherwise it is the server's own answer.
+async fn refused_without_tls(
+    builder: OptsBuilder,
+    cfg: &SourceTls,
+    url: &str,
+    err: mysql_async::Error,
+) -> Error {
+    let (code, message) = match &err {
+        mysql_async::Error::Server(e) if tls::REFUSED_WITHOUT_TLS.contains(&e.code) => {
+            (e.code, e.message.clone())
+        }
+        _ => return tls::classify(url, cfg, err),
+    };
+    let probe = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true);
+    match Conn::new(builder.ssl_opts(probe)).await {
+        Ok(conn) => {
+            let _ = conn.disconnect().await;
+            Error::SourceTls {
+                url: url.to_owned(),
+                mode: SslMode::Disabled,
+                problem: format!(
+                    "the server refuses logins without TLS (it requires secure transport; it answered error {code}: {message}), and the same login over TLS succeeds; set ssl_mode = \"verify_identity\" with ssl_ca (or \"required\")"
+                ),
+            }
+        }
+        Err(_) => tls::classify(url, cfg, err),
+    }
 }
 
 impl Source {
-    /// Connects once to learn the flavor; fails with the URL and the server's answer.
+    /// Connects once to learn the flavor (and how to speak TLS to it); fails with the URL and
+    /// the server's answer.
     pub async fn connect(cfg: &SourceConfig) -> Result<Source> {
         let mut url = cfg.url.clone();
         if url.scheme() == "mariadb" {
@@ -72,12 +137,13 @@ impl Source {
         if let Some(password) = password {
             builder = builder.pass(Some(password));
         }
+        let (opts, mut conn) = connect_tls(builder, &cfg.tls, &redacted).await?;
         let mut source = Source {
-            opts: builder.into(),
+            opts,
             url: redacted,
             flavor: ServerFlavor::Mysql,
+            tls: cfg.tls.clone(),
         };
-        let mut conn = source.conn().await?;
         let version: Option<(Option<String>,)> =
             source.query_first_as(&mut conn, "SELECT VERSION()").await?;
         let detected = if version
@@ -104,18 +170,22 @@ impl Source {
             opts: Opts::from_url(url).unwrap_or_default(),
             url: url.to_owned(),
             flavor,
+            tls: SourceTls::default(),
         }
     }
 
-    /// Wraps a driver call so its error carries the source URL.
+    /// Wraps a driver call so its error carries the source URL (and a TLS failure is typed).
     pub async fn run<T>(
         &self,
         fut: impl std::future::Future<Output = mysql_async::Result<T>>,
     ) -> Result<T> {
-        fut.await.map_err(|source| Error::Source {
-            url: self.url.clone(),
-            source: Box::new(source),
-        })
+        fut.await
+            .map_err(|source| tls::classify(&self.url, &self.tls, source))
+    }
+
+    /// The TLS settings the source was configured with.
+    pub fn tls(&self) -> &SourceTls {
+        &self.tls
     }
 
     pub async fn conn(&self) -> Result<Conn> {
@@ -124,6 +194,21 @@ impl Source {
 
     pub fn opts(&self) -> &Opts {
         &self.opts
+    }
+
+    /// The session's TLS protocol version and cipher as the server reports them (empty
+    /// without TLS).
+    pub async fn session_tls(&self, conn: &mut Conn) -> Result<(String, String)> {
+        const QUERY: &str =
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')";
+        let rows: Vec<(String, String)> = self.query_as(conn, QUERY).await?;
+        let value = |name: &str| {
+            rows.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Ok((value("Ssl_version"), value("Ssl_cipher")))
     }
 
     /// Global variables by lower-case name.

@@ -21,6 +21,70 @@ pub struct Servers {
     pub mariadb_url: String,
     pub clickhouse_url: String,
     http: reqwest_lite::Http,
+    /// The CA the source's certificate is checked with, for a source that requires TLS.
+    source_ca: Option<PathBuf>,
+}
+
+/// The TLS twins of the test servers (`scripts/test-env` starts them with the local servers).
+pub struct Tls {
+    /// The MariaDB that requires TLS, as the source, and the plain ClickHouse to read the
+    /// target with.
+    pub servers: Servers,
+    /// The same ClickHouse over HTTPS (`https://localhost:PORT`), with a password user.
+    pub https_url: String,
+    pub https_user: String,
+    pub https_password: String,
+    /// `ca.pem`, `other-ca.pem`, `server.crt|key`, `client.crt|key`.
+    pub dir: PathBuf,
+}
+
+impl Tls {
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// The TLS servers, or `None` (after a notice) when they are not configured, or when
+/// `TRIBUTARY_TEST_TLS_SERVERS=none` says there are none (scripts/test-env with Docker or
+/// external servers).
+pub fn tls_servers() -> Option<Tls> {
+    let var = |name: &str| std::env::var(name).ok();
+    let plain = servers()?;
+    if var("TRIBUTARY_TEST_TLS_SERVERS").as_deref() == Some("none") {
+        eprintln!("skipped: TRIBUTARY_TEST_TLS_SERVERS=none (no TLS test servers here)");
+        return None;
+    }
+    match (
+        var("TRIBUTARY_TEST_MARIADB_TLS_URL"),
+        var("TRIBUTARY_TEST_CLICKHOUSE_HTTPS_URL"),
+        var("TRIBUTARY_TEST_CLICKHOUSE_HTTPS_USER"),
+        var("TRIBUTARY_TEST_CLICKHOUSE_HTTPS_PASSWORD"),
+        var("TRIBUTARY_TEST_TLS_DIR"),
+    ) {
+        (Some(mariadb), Some(https_url), Some(https_user), Some(https_password), Some(dir)) => {
+            let dir = PathBuf::from(dir);
+            Some(Tls {
+                servers: Servers {
+                    mariadb_url: mariadb,
+                    source_ca: Some(dir.join("ca.pem")),
+                    ..plain
+                },
+                https_url,
+                https_user,
+                https_password,
+                dir,
+            })
+        }
+        _ if std::env::var("TRIBUTARY_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") => {
+            panic!("TRIBUTARY_TEST_MARIADB_TLS_URL, TRIBUTARY_TEST_CLICKHOUSE_HTTPS_URL/_USER/_PASSWORD and TRIBUTARY_TEST_TLS_DIR must be set (scripts/test-env up sets them with local servers)")
+        }
+        _ => {
+            eprintln!(
+                "skipped: no TLS test servers (scripts/test-env up starts them with local servers)"
+            );
+            None
+        }
+    }
 }
 
 /// Returns the test servers, or `None` (after a notice) when they are not configured.
@@ -32,6 +96,7 @@ pub fn servers() -> Option<Servers> {
             http: reqwest_lite::Http::new(&clickhouse_url),
             mariadb_url,
             clickhouse_url,
+            source_ca: None,
         }),
         _ if std::env::var("TRIBUTARY_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") => {
             panic!("TRIBUTARY_TEST_MARIADB_URL and TRIBUTARY_TEST_CLICKHOUSE_URL must be set (scripts/test sets them)")
@@ -52,6 +117,12 @@ impl Servers {
     pub async fn mysql(&self) -> Conn {
         let opts = Opts::from_url(&self.mariadb_url)
             .expect("TRIBUTARY_TEST_MARIADB_URL is a mysql:// URL");
+        let ssl = self.source_ca.as_ref().map(|ca| {
+            mysql_async::SslOpts::default()
+                .with_root_certs(vec![ca.clone().into()])
+                .with_disable_built_in_roots(true)
+        });
+        let opts = mysql_async::OptsBuilder::from_opts(opts).ssl_opts(ssl);
         let mut conn = Conn::new(opts).await.expect("connect to the test MariaDB");
         conn.query_drop("SET time_zone = '+00:00'")
             .await
@@ -83,6 +154,7 @@ impl Servers {
         let text = format!(
             r#"[api]
 listen = "127.0.0.1:{api_port}"
+{api_extra}
 
 [[pipes]]
 name = "{name}"
@@ -90,11 +162,13 @@ mode = "{mode}"
 
 [pipes.source]
 url = "{source}"
+{source_extra}
 
 [pipes.target]
 url = "{target}"
 database = "{db}"
 state_database = "{db}_state"
+{target_extra}
 
 [pipes.tables]
 include = ["{db}.*"]
@@ -111,9 +185,12 @@ batch_rows = {batch_rows}
 flush_interval = "{flush}"
 {extra}"#,
             api_port = pipe.api_port,
+            api_extra = pipe.api_extra,
             name = pipe.name,
             mode = pipe.mode,
-            source = self.mariadb_url,
+            source = pipe.source_url.as_deref().unwrap_or(&self.mariadb_url),
+            source_extra = pipe.source_extra,
+            target_extra = pipe.target_extra,
             target = pipe.target_url.as_deref().unwrap_or(&self.clickhouse_url),
             db = pipe.db,
             rows_per_partition = pipe.rows_per_partition,
@@ -129,6 +206,20 @@ flush_interval = "{flush}"
         );
         std::fs::write(&path, text).expect("write config");
         path
+    }
+
+    /// The workload's tables in the pipe's database, with `transactions` of its changes
+    /// (seeded by `seed`); returns a connection using that database.
+    pub async fn workload_tables(&self, pipe: &Pipe, seed: u64, transactions: usize) -> Conn {
+        let mut conn = self.mysql().await;
+        self.exec(&mut conn, &format!("CREATE DATABASE `{}`", pipe.db))
+            .await;
+        self.exec(&mut conn, &format!("USE `{}`", pipe.db)).await;
+        self.exec(&mut conn, workload::DDL).await;
+        workload::Workload::new(seed)
+            .run(&mut conn, transactions)
+            .await;
+        conn
     }
 
     /// Drops the test's databases on both servers.
@@ -188,6 +279,12 @@ pub struct Pipe {
     pub api_port: u16,
     /// The ClickHouse URL the daemon uses, when not the test server's own (a proxy).
     pub target_url: Option<String>,
+    /// The source URL the daemon uses, when not the test server's own.
+    pub source_url: Option<String>,
+    /// Lines added to `[api]`, `[pipes.source]` and `[pipes.target]`.
+    pub api_extra: String,
+    pub source_extra: String,
+    pub target_extra: String,
 }
 
 impl Pipe {
@@ -206,6 +303,10 @@ impl Pipe {
             exclude: None,
             api_port: free_port(),
             target_url: None,
+            source_url: None,
+            api_extra: String::new(),
+            source_extra: String::new(),
+            target_extra: String::new(),
         }
     }
 
@@ -218,6 +319,7 @@ impl Pipe {
     pub fn api(&self) -> Api {
         Api {
             host: format!("127.0.0.1:{}", self.api_port),
+            headers: Vec::new(),
         }
     }
 }
@@ -234,6 +336,8 @@ pub fn free_port() -> u16 {
 /// A blocking client of the daemon's HTTP API (independent of the code under test).
 pub struct Api {
     host: String,
+    /// Extra request headers (`Authorization`, `Origin`, ...).
+    pub headers: Vec<(String, String)>,
 }
 
 /// An HTTP answer: status code and body.
@@ -263,9 +367,20 @@ impl Api {
     }
 
     pub fn request(&self, method: &str, path: &str, body: &str) -> Result<Answer, String> {
-        let (status, body) =
-            reqwest_lite::request(&self.host, method, path, body, Some("application/json"))?;
+        let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        headers.extend(self.headers.iter().cloned());
+        let (status, body) = reqwest_lite::request(&self.host, method, path, body, &headers)?;
         Ok(Answer { status, body })
+    }
+
+    /// The same API with `name: value` sent with every request.
+    pub fn with_header(&self, name: &str, value: &str) -> Api {
+        let mut headers = self.headers.clone();
+        headers.push((name.to_owned(), value.to_owned()));
+        Api {
+            host: self.host.clone(),
+            headers,
+        }
     }
 
     /// Waits until `GET path` answers `status`, returning the answer.
@@ -299,10 +414,28 @@ impl Daemon {
     }
 
     pub fn start_args(args: &[&str], config: &std::path::Path) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        command.args(args);
+        Daemon::spawn(command, config)
+    }
+
+    /// `run --config` with the process's open-file limit lowered to `limit` (the shell's
+    /// `ulimit -n`, then exec: the pid is the daemon's).
+    pub fn start_with_fd_limit(config: &std::path::Path, limit: u32) -> Daemon {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" run --config \"$1\""),
+            env!("CARGO_BIN_EXE_tributary"),
+            config.to_str().expect("utf-8 path"),
+        ]);
+        Daemon::spawn(command, config)
+    }
+
+    fn spawn(mut command: Command, config: &std::path::Path) -> Daemon {
         let log = config.with_extension(format!("{}.log", rand::random::<u16>()));
         let file = std::fs::File::create(&log).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-            .args(args)
+        let child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
@@ -374,6 +507,20 @@ pub enum Kind {
     Year,
     /// BIT(n): big-endian bytes at the source, UInt64 in the target.
     Bit,
+    /// GEOMETRY as bytes: the source's `ST_AsBinary`, the target's String.
+    Wkb,
+    /// GEOMETRY as text: the source's `ST_AsText`, what ClickHouse's `readWKB` reads in the
+    /// target, printed by `wkt`.
+    Wkt,
+}
+
+/// The source expression that reads a column of `kind`.
+fn source_expr(kind: Kind, col: &str) -> String {
+    match kind {
+        Kind::Wkb => format!("ST_AsBinary(`{col}`)"),
+        Kind::Wkt => format!("ST_AsText(`{col}`)"),
+        _ => format!("`{col}`"),
+    }
 }
 
 /// The documented rule for dates ClickHouse cannot hold: zero or invalid dates become the
@@ -411,7 +558,9 @@ fn canonical_source(kind: Kind, v: &Value) -> String {
         (_, Value::NULL) => "NULL".into(),
         (Kind::Float, Value::Float(f)) => format!("f32:{:08x}", f.to_bits()),
         (Kind::Double, Value::Double(f)) => format!("f64:{:016x}", f.to_bits()),
-        (Kind::Binary, Value::Bytes(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        (Kind::Binary | Kind::Wkb, Value::Bytes(b)) => {
+            b.iter().map(|x| format!("{x:02x}")).collect()
+        }
         (Kind::Bit, Value::Bytes(b)) => b
             .iter()
             .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
@@ -468,7 +617,8 @@ fn canonical_target(kind: Kind, col: &str) -> String {
         Kind::Double => {
             format!("concat('f64:', leftPad(lower(hex(reinterpretAsUInt64({c}))), 16, '0'))")
         }
-        Kind::Binary => format!("lower(hex({c}))"),
+        Kind::Binary | Kind::Wkb => format!("lower(hex({c}))"),
+        Kind::Wkt => format!("wkt(readWKB(assumeNotNull({c})))"),
         Kind::Decimal(scale) => format!("toDecimalString({c}, {scale})"),
         Kind::Text => format!("toString({c})"),
         _ => format!("toString({c})"),
@@ -486,7 +636,7 @@ pub struct Table<'a> {
 
 impl Servers {
     pub async fn source_rows(&self, conn: &mut Conn, db: &str, t: &Table<'_>) -> Vec<String> {
-        let cols: Vec<String> = t.columns.iter().map(|(c, _)| format!("`{c}`")).collect();
+        let cols: Vec<String> = t.columns.iter().map(|(c, k)| source_expr(*k, c)).collect();
         let sql = format!("SELECT {} FROM `{db}`.`{}`", cols.join(", "), t.name);
         let rows: Vec<mysql_async::Row> = conn.exec(sql, ()).await.expect("read source rows");
         let mut out: Vec<String> = rows
@@ -661,6 +811,30 @@ impl Servers {
     }
 }
 
+/// One raw HTTP/1.0 exchange with the daemon at `host`, with exactly `headers`.
+pub fn reqwest_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(String, String)],
+) -> (u16, String) {
+    reqwest_lite::request(host, method, path, body, headers).expect("HTTP exchange")
+}
+
+/// Runs the tributary binary with `args`: its exit code, stdout and stderr.
+pub fn tributary(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(args)
+        .output()
+        .expect("run tributary");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -686,7 +860,7 @@ mod reqwest_lite {
         }
 
         pub fn post(&self, sql: &str) -> Result<String, String> {
-            let (status, body) = request(&self.host, "POST", "/?async_insert=0", sql, None)?;
+            let (status, body) = request(&self.host, "POST", "/?async_insert=0", sql, &[])?;
             if status == 200 {
                 Ok(body)
             } else {
@@ -701,13 +875,16 @@ mod reqwest_lite {
         method: &str,
         path: &str,
         body: &str,
-        content_type: Option<&str>,
+        headers: &[(String, String)],
     ) -> Result<(u16, String), String> {
         let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
         // HTTP/1.0: the body ends with the connection, no chunked encoding to undo.
+        let headers: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
         let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{}Content-Length: {}\r\n\r\n{body}",
-            content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n")),
+            "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         stream

@@ -332,6 +332,55 @@ fn charsets_and_table_options() {
     );
 }
 
+/// The server takes a charset or collation name as a name or a string, in any quotes
+/// (HeidiSQL writes `CHARACTER SET 'utf8mb4'` and `COLLATE='utf8mb4_bin'`).
+#[test]
+fn quoted_charset_and_collation_names() {
+    for sql in [
+        "ALTER TABLE t MODIFY c VARCHAR(20) CHARACTER SET 'latin1' COLLATE 'latin1_bin'",
+        "ALTER TABLE t MODIFY c VARCHAR(20) CHARACTER SET \"latin1\"",
+        "ALTER TABLE t MODIFY c VARCHAR(20) CHARACTER SET `latin1`",
+        "ALTER TABLE t MODIFY c VARCHAR(20) CHARSET = 'latin1'",
+        "ALTER TABLE t MODIFY c VARCHAR(20) COLLATE 'latin1_swedish_ci'",
+        "ALTER TABLE t MODIFY c VARCHAR(20) COLLATE = \"latin1_bin\"",
+        "ALTER TABLE t MODIFY c VARCHAR(20) COLLATE `latin1_bin`",
+    ] {
+        let Change::ModifyColumn { column, .. } = one_change(sql) else {
+            panic!("{sql}")
+        };
+        assert_eq!(column.charset.as_deref(), Some("latin1"), "{sql}");
+    }
+    for sql in [
+        "ALTER TABLE t CONVERT TO CHARACTER SET 'latin1' COLLATE 'latin1_bin'",
+        "ALTER TABLE t CONVERT TO CHARSET \"latin1\"",
+    ] {
+        assert_eq!(
+            one_change(sql),
+            Change::ConvertCharset("latin1".into()),
+            "{sql}"
+        );
+    }
+    for sql in [
+        "ALTER TABLE t COLLATE='latin1_swedish_ci'",
+        "ALTER TABLE t DEFAULT CHARSET='latin1'",
+        "ALTER TABLE t CHARACTER SET = 'latin1'",
+        "ALTER TABLE t CHARACTER SET = latin1",
+        "ALTER TABLE t DEFAULT CHARACTER SET \"latin1\" COLLATE \"latin1_bin\"",
+        "ALTER TABLE t ENGINE=InnoDB, COLLATE=`latin1_bin`",
+    ] {
+        assert_eq!(
+            changes(sql).last(),
+            Some(&Change::TableCharset("latin1".into())),
+            "{sql}"
+        );
+    }
+    // A string where a charset is named is still checked for DEFAULT.
+    assert!(matches!(
+        classify(DB, "ALTER TABLE t CONVERT TO CHARACTER SET 42"),
+        Ddl::Unparsed { .. }
+    ));
+}
+
 #[test]
 fn partitions() {
     for sql in [

@@ -5,6 +5,7 @@ mod alter;
 mod apply;
 mod columns;
 mod planner;
+mod roundtrip;
 mod statements;
 
 use super::*;

@@ -66,6 +66,10 @@ fn added_columns_with_what_existing_rows_hold() {
         ("ALTER TABLE t ADD c DECIMAL(5,1) DEFAULT '-00.5'", "ADD COLUMN `c` Nullable(Decimal(5, 1)) DEFAULT -0.5 AFTER `qty`"),
         ("ALTER TABLE t ADD c VARCHAR(3) DEFAULT 42", "ADD COLUMN `c` Nullable(String) DEFAULT '42' AFTER `qty`"),
         ("ALTER TABLE t ADD c YEAR DEFAULT '2024'", "ADD COLUMN `c` Nullable(UInt16) DEFAULT 2024 AFTER `qty`"),
+        ("ALTER TABLE t ADD c UUID NOT NULL", "ADD COLUMN `c` UUID AFTER `qty`"),
+        ("ALTER TABLE t ADD c UUID DEFAULT '123e4567-e89b-12d3-a456-426655440000'", "ADD COLUMN `c` Nullable(UUID) DEFAULT '123e4567-e89b-12d3-a456-426655440000' AFTER `qty`"),
+        ("ALTER TABLE t ADD c INET4 NOT NULL DEFAULT '10.0.0.1'", "ADD COLUMN `c` IPv4 DEFAULT '10.0.0.1' AFTER `qty`"),
+        ("ALTER TABLE t ADD c INET6 DEFAULT '::ffff:1.2.3.4'", "ADD COLUMN `c` Nullable(IPv6) DEFAULT '::ffff:1.2.3.4' AFTER `qty`"),
     ] {
         assert_eq!(in_place(&base, sql), vec![stmt(expected)], "{sql}");
     }
@@ -91,6 +95,11 @@ fn added_columns_with_what_existing_rows_hold() {
         ("ALTER TABLE t ADD c JSON NOT NULL", "JSON"),
         ("ALTER TABLE t ADD c BIT(8) DEFAULT '5'", "'5'"),
         ("ALTER TABLE t ADD c ENUM('x','y') DEFAULT 1", "DEFAULT 1"),
+        // MariaDB takes a UUID without dashes too; only its printed form is reproduced.
+        (
+            "ALTER TABLE t ADD c UUID DEFAULT '123e4567e89b12d3a456426655440000'",
+            "not reproduced",
+        ),
         (
             "ALTER TABLE t ADD c DATE DEFAULT '2020-01-01 00:00:00'",
             "YYYY-MM-DD",
@@ -165,17 +174,11 @@ fn type_changes() {
         ),
         (
             "ALTER TABLE t MODIFY qty INT NOT NULL",
-            vec![
-                stmt("UPDATE `qty` = 0 WHERE `qty` IS NULL"),
-                stmt("MODIFY COLUMN `qty` Int32"),
-            ],
+            vec![stmt("MODIFY COLUMN `qty` Int32 DEFAULT 0")],
         ),
         (
             "ALTER TABLE t MODIFY name TEXT NOT NULL",
-            vec![
-                stmt("UPDATE `name` = '' WHERE `name` IS NULL"),
-                stmt("MODIFY COLUMN `name` String"),
-            ],
+            vec![stmt("MODIFY COLUMN `name` String DEFAULT ''")],
         ),
         ("ALTER TABLE t MODIFY qty INT NULL", vec![]),
         (
@@ -188,6 +191,24 @@ fn type_changes() {
     ] {
         assert_eq!(in_place(&base, sql), expected, "{sql}");
     }
+    // NULLs become the server's implicit value, as a ClickHouse value of the type.
+    let mut native = table();
+    native.columns.extend([
+        col("u", SourceType::Uuid, true),
+        col("a", SourceType::Inet4, true),
+        col("b", SourceType::Inet6, true),
+    ]);
+    assert_eq!(
+        in_place(
+            &native,
+            "ALTER TABLE t MODIFY u UUID NOT NULL, MODIFY a INET4 NOT NULL, MODIFY b INET6 NOT NULL"
+        ),
+        vec![
+            stmt("MODIFY COLUMN `u` UUID DEFAULT toUUID('00000000-0000-0000-0000-000000000000')"),
+            stmt("MODIFY COLUMN `a` IPv4 DEFAULT toIPv4('0.0.0.0')"),
+            stmt("MODIFY COLUMN `b` IPv6 DEFAULT toIPv6('::')"),
+        ]
+    );
     assert!(
         rebuild(&base, "ALTER TABLE t MODIFY qty DECIMAL(12,2)").contains("INT → DECIMAL(12,2)")
     );

@@ -203,6 +203,23 @@ fn databases() {
         }
     );
     assert_eq!(
+        classify(
+            DB,
+            "CREATE DATABASE foo CHARACTER SET 'latin1' COLLATE 'latin1_bin'"
+        ),
+        Ddl::DatabaseCharset {
+            db: "foo".into(),
+            charset: "latin1".into()
+        }
+    );
+    assert_eq!(
+        classify(DB, "ALTER DATABASE foo DEFAULT CHARSET=\"latin1\""),
+        Ddl::DatabaseCharset {
+            db: "foo".into(),
+            charset: "latin1".into()
+        }
+    );
+    assert_eq!(
         classify(DB, "CREATE DATABASE IF NOT EXISTS foo"),
         Ddl::Other
     );
@@ -395,6 +412,39 @@ fn tool_generated_statements() {
         ("CREATE TABLE `t` (\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n  `doc` longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin DEFAULT NULL CHECK (json_valid(`doc`)),\n  `at` timestamp NOT NULL DEFAULT current_timestamp() ON UPDATE current_timestamp(),\n  `amount` decimal(10,2) DEFAULT 0.00,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB AUTO_INCREMENT=3 DEFAULT CHARSET=latin1 COLLATE=latin1_swedish_ci", |d| {
             matches!(d, Ddl::CreateTable(c) if c.columns.len() == 4 && c.charset.as_deref() == Some("latin1")
                 && c.columns[1].charset.as_deref() == Some("utf8mb4"))
+        }),
+        // mysqldump: the table as SHOW CREATE TABLE prints it, in its version comments.
+        ("CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `name` varchar(20) CHARACTER SET latin1 COLLATE latin1_bin DEFAULT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci /*!50100 COMMENT='x' */", |d| {
+            matches!(d, Ddl::CreateTable(c) if c.charset.as_deref() == Some("utf8mb4")
+                && c.columns[1].charset.as_deref() == Some("latin1"))
+        }),
+        ("/*!40101 SET character_set_client = utf8 */", |d| *d == Ddl::Other),
+        // gh-ost and pt-online-schema-change: the user's ALTER, as given, on the shadow table.
+        ("alter /* gh-ost */ table `shop`.`_t_gho` modify `c` varchar(20) character set 'utf8mb4' collate 'utf8mb4_bin'", |d| {
+            matches!(d, Ddl::AlterTable { table, changes } if *table == t("_t_gho")
+                && matches!(&changes[..], [Change::ModifyColumn { column, .. }] if column.charset.as_deref() == Some("utf8mb4")))
+        }),
+        ("ALTER TABLE `shop`.`_t_new` CONVERT TO CHARACTER SET 'utf8mb4' COLLATE 'utf8mb4_unicode_ci'", |d| {
+            matches!(d, Ddl::AlterTable { changes, .. } if changes == &vec![Change::ConvertCharset("utf8mb4".into())])
+        }),
+        // HeidiSQL: quoted charset and collation names, options on lines of their own.
+        ("CREATE TABLE `q2` (\n\t`id` INT(11) NOT NULL,\n\t`c` VARCHAR(10) NULL DEFAULT NULL COLLATE 'latin1_swedish_ci',\n\tPRIMARY KEY (`id`) USING BTREE\n)\nCOLLATE='utf8mb4_general_ci'\nENGINE=InnoDB\n;", |d| {
+            matches!(d, Ddl::CreateTable(c) if c.charset.as_deref() == Some("utf8mb4")
+                && c.primary_key == vec!["id".to_string()]
+                && c.columns[1].charset.as_deref() == Some("latin1"))
+        }),
+        ("CREATE TABLE q1 (id INT PRIMARY KEY, c VARCHAR(10) CHARACTER SET 'utf8mb4')", |d| {
+            matches!(d, Ddl::CreateTable(c) if c.columns[1].charset.as_deref() == Some("utf8mb4"))
+        }),
+        ("ALTER TABLE `t`\n\tCHANGE COLUMN `c` `c` VARCHAR(20) NULL DEFAULT NULL COLLATE 'utf8mb4_bin' AFTER `id`;", |d| {
+            matches!(d, Ddl::AlterTable { changes, .. } if matches!(&changes[..],
+                [Change::ModifyColumn { column, position: Position::After(a), .. }] if a == "id" && column.charset.as_deref() == Some("utf8mb4")))
+        }),
+        ("ALTER TABLE `t`\n\tCOLLATE='latin1_swedish_ci';", |d| {
+            matches!(d, Ddl::AlterTable { changes, .. } if changes == &vec![Change::TableCharset("latin1".into())])
+        }),
+        ("ALTER TABLE q3 MODIFY c VARCHAR(20) CHARACTER SET 'utf8mb4' COLLATE 'utf8mb4_bin'", |d| {
+            matches!(d, Ddl::AlterTable { changes, .. } if matches!(&changes[..], [Change::ModifyColumn { .. }]))
         }),
         // Django / Rails migrations.
         ("ALTER TABLE `app_order` ADD COLUMN `status` varchar(16) DEFAULT 'new' NOT NULL", |d| {

@@ -15,6 +15,8 @@ fn store(prefix: &str) -> Option<ClickHouseStore> {
         password_file: None,
         database: format!("{db}_data"),
         state_database: db.clone(),
+        ca_file: None,
+        skip_verify: false,
     };
     let target = Target::new(&cfg).expect("target");
     Some(ClickHouseStore::new(target, &db, "p"))
