@@ -11,6 +11,8 @@
 mod clickhouse;
 #[cfg(test)]
 pub(crate) mod memory;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 

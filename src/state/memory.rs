@@ -292,15 +292,7 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn definition(tag: usize) -> TableDef {
-        TableDef {
-            db: "d".into(),
-            name: "t".into(),
-            columns: Vec::new(),
-            primary_key: vec![tag],
-        }
-    }
+    use crate::state::tests::definition;
 
     #[tokio::test]
     async fn reads_answer_as_the_clickhouse_store_does() {

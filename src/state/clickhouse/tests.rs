@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::TargetConfig;
+use crate::state::tests::{definition, last_of, overwrite, seen, Seen};
 
 /// A store on a new state database of the test server, or `None` (after a notice) without one.
 fn store(prefix: &str) -> Option<ClickHouseStore> {
@@ -38,81 +39,6 @@ async fn on_revised(store: &ClickHouseStore, statement: impl Fn(String) -> Strin
         .map(|(name, _)| statement(store.table(name)))
         .collect();
     sql(store, &statements).await;
-}
-
-/// What the store reads of `d.t` (its definition at checkpoint `seq`) and the other tables.
-#[derive(Debug, PartialEq)]
-struct Seen {
-    isolated: Vec<(String, String)>,
-    overrides: Vec<(String, bool)>,
-    reloads: Vec<(String, Reload)>,
-    definition: Option<TableDef>,
-}
-
-async fn seen(store: &ClickHouseStore, seq: u64) -> Seen {
-    Seen {
-        isolated: store.isolated().await.unwrap(),
-        overrides: store.overrides().await.unwrap(),
-        reloads: store.reloads().await.unwrap(),
-        definition: store.stored_definition("d.t", seq).await.unwrap(),
-    }
-}
-
-/// A definition of `d.t` told apart by `tag`.
-fn definition(tag: usize) -> TableDef {
-    TableDef {
-        db: "d".into(),
-        name: "t".into(),
-        columns: Vec::new(),
-        primary_key: vec![tag],
-    }
-}
-
-/// Writes each kind of ordered state of `d.t` twice back to back, as fast as the server
-/// answers, the second write differing from the first, and checks that the second is read.
-async fn overwrite(store: &ClickHouseStore, round: usize) {
-    let even = round % 2 == 0;
-    let reason = format!("b{round}");
-    store.isolate("d.t", &format!("a{round}")).await.unwrap();
-    store
-        .isolate("d.t", if even { "" } else { &reason })
-        .await
-        .unwrap();
-    store.save_override("d.t", even).await.unwrap();
-    store.save_override("d.t", !even).await.unwrap();
-    let loading = Reload::Loading {
-        namespace: format!("#n{round}"),
-    };
-    store.save_reload("d.t", Some(&loading)).await.unwrap();
-    let last = (!even).then_some(Reload::Waiting);
-    store.save_reload("d.t", last.as_ref()).await.unwrap();
-    store
-        .save_definition(&definition(2 * round), 7)
-        .await
-        .unwrap();
-    store
-        .save_definition(&definition(2 * round + 1), 7)
-        .await
-        .unwrap();
-    assert_eq!(seen(store, 7).await, last_of(round), "round {round}");
-}
-
-/// What the store reads after `overwrite(round)`.
-fn last_of(round: usize) -> Seen {
-    let even = round % 2 == 0;
-    let table = || "d.t".to_owned();
-    Seen {
-        isolated: (!even)
-            .then(|| (table(), format!("b{round}")))
-            .into_iter()
-            .collect(),
-        overrides: vec![(table(), !even)],
-        reloads: (!even)
-            .then(|| (table(), Reload::Waiting))
-            .into_iter()
-            .collect(),
-        definition: Some(definition(2 * round + 1)),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
