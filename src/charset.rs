@@ -1,4 +1,5 @@
-//! Conversion of text column bytes to UTF-8 (pure).
+//! Character sets of text columns ([`Charset`]) and the conversion of their bytes to UTF-8
+//! (pure).
 //!
 //! Binlog rows carry text in the column's own character set; snapshot result sets arrive
 //! already converted to utf8mb4 by the server (`SET NAMES utf8mb4`). Conversion here therefore
@@ -14,7 +15,42 @@ mod tables;
 
 use std::borrow::Cow;
 
-use crate::schema::Charset;
+use serde::{Deserialize, Serialize};
+
+/// Character set of a text column; the bytes the server sends (binlog, and snapshot reads with
+/// `character_set_results = NULL`) are in this charset and are converted to UTF-8 on decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Charset {
+    /// utf8mb3 and utf8mb4: validated, passed through.
+    Utf8,
+    /// MySQL's latin1 is Windows-1252.
+    Latin1,
+    Ascii,
+    /// `binary` charset on a text type (e.g. `VARCHAR(10) CHARACTER SET binary`): bytes as they are.
+    Binary,
+    /// ucs2 and utf16: big-endian UTF-16 (ucs2 is its BMP subset).
+    Utf16Be,
+    Utf16Le,
+    /// utf32: big-endian.
+    Utf32,
+    /// gbk, sjis, cp1251...: converted as the server converts them.
+    Legacy(legacy::Legacy),
+}
+
+impl Charset {
+    pub fn from_name(name: &str) -> Option<Charset> {
+        match name.to_ascii_lowercase().as_str() {
+            "utf8" | "utf8mb3" | "utf8mb4" => Some(Charset::Utf8),
+            "latin1" => Some(Charset::Latin1),
+            "ascii" => Some(Charset::Ascii),
+            "binary" => Some(Charset::Binary),
+            "ucs2" | "utf16" => Some(Charset::Utf16Be),
+            "utf16le" => Some(Charset::Utf16Le),
+            "utf32" => Some(Charset::Utf32),
+            other => legacy::Legacy::from_name(other).map(Charset::Legacy),
+        }
+    }
+}
 
 /// The charsets [`to_utf8`] converts, as an error message lists them.
 pub(crate) const SUPPORTED: &str = "utf8mb4, utf8mb3, latin1, ascii, ucs2, utf16, utf16le, \

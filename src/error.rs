@@ -1,7 +1,9 @@
 //! Error kinds of a pipe, classified once: transient errors are retried inside the current
 //! state with backoff; definite ones move the pipe to Failed with a hint for the operator.
-
-use std::time::Duration;
+//!
+//! Invariant: [`Error::is_transient`] is the only place that decides whether retrying can
+//! help; the code that creates an error records what happened (a server's error code, a
+//! silent link), never the verdict, and no foreign error type is made up to carry one.
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -31,6 +33,10 @@ pub(crate) enum Error {
     },
     #[error("binlog: {0}")]
     Binlog(String),
+    /// The binlog cannot be followed from here without losing changes: only a resync repairs
+    /// the target.
+    #[error("binlog: {reason}; resync required at {position}")]
+    ResyncRequired { reason: String, position: String },
     #[error("binlog: cannot read the event {position}: {detail}; the pipe stops rather than skip it (a corrupt binlog or a tributary bug: please report it with the binlog file)")]
     BinlogPanic { position: String, detail: String },
     #[error(
@@ -42,6 +48,14 @@ pub(crate) enum Error {
         url: String,
         source: Box<mysql_async::Error>,
     },
+    /// The binlog dump went silent past its heartbeats, or the source closed it: the link is
+    /// gone, not the position (reconnect from the checkpoint).
+    #[error("source `{url}`: {detail}")]
+    StreamLost { url: String, detail: String },
+    #[error("source url: {detail}")]
+    SourceUrl { detail: String },
+    #[error("{table}: primary key names an unknown column")]
+    UnknownKeyColumn { table: String },
     #[error("source `{url}`: TLS with ssl_mode = {mode}: {problem}")]
     SourceTls {
         url: String,
@@ -54,12 +68,60 @@ pub(crate) enum Error {
     Target {
         url: String,
         message: String,
-        transient: bool,
+        cause: TargetCause,
     },
     #[error("ClickHouse `{url}`: TLS: {problem}")]
     TargetTls { url: String, problem: String },
     #[error("{0}")]
-    State(String),
+    Config(#[from] crate::config::ConfigError),
+    /// A table the pipe cannot plan: an option that does not fit it, a definition it cannot
+    /// map (`reason` names the table).
+    #[error("{reason}")]
+    Unplannable { table: String, reason: String },
+    // Refusals of an operator's command: the pipe stays as it was.
+    #[error("{table} is already replicated")]
+    AlreadyReplicated { table: String },
+    #[error("{table} is not replicated by this pipe")]
+    NotReplicated { table: String },
+    #[error("`{name}` is not a `db.table` name")]
+    NotATableName { name: String },
+    #[error("{table} changed in the source while it was loaded ({detail}); ask again once the change is replicated")]
+    ChangedWhileLoaded { table: String, detail: String },
+    #[error("stopped while loading {table}")]
+    StoppedWhileLoading { table: String },
+    // State the store holds that cannot be read back.
+    #[error("stored definition of {table} is unreadable: {detail}")]
+    UnreadableDefinition { table: String, detail: String },
+    #[error("stored snapshot partition {idx} of {table} is unreadable: {detail}")]
+    UnreadablePartition {
+        table: String,
+        idx: u32,
+        detail: String,
+    },
+    // Bugs: what tributary's own invariants rule out.
+    #[error("internal error: transition {from} → {to} is not allowed")]
+    IllegalTransition {
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("internal error: {detail}")]
+    Bug { detail: String },
+}
+
+/// What went wrong with a ClickHouse request, as the client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetCause {
+    /// The connection failed or broke.
+    Network,
+    TimedOut,
+    /// The server answered with an error, with its exception code when it said one.
+    Server {
+        code: Option<u32>,
+    },
+    /// The server's answer could not be read.
+    Answer,
+    /// Anything else the client refused (a bad URL, a request it cannot build).
+    Client,
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,6 +135,18 @@ const DEFINITE_SERVER_ERRORS: &[u16] = &[
     1146, // table does not exist: dropped or renamed under a snapshot read
     1227, // access denied; need privilege
     1236, // binlog: could not find first log file / position purged
+];
+
+/// ClickHouse error codes a retry can cure: overload, timeouts, a table being dropped/created
+/// by a concurrent DDL, a restarting server.
+const TRANSIENT_TARGET_CODES: &[u32] = &[
+    159, // TIMEOUT_EXCEEDED
+    202, // TOO_MANY_SIMULTANEOUS_QUERIES
+    209, // SOCKET_TIMEOUT
+    210, // NETWORK_ERROR
+    241, // MEMORY_LIMIT_EXCEEDED
+    252, // TOO_MANY_PARTS
+    394, // QUERY_WAS_CANCELLED
 ];
 
 /// Server errors of a read whose table changed under it: the table is reloaded once the
@@ -89,12 +163,24 @@ impl Error {
             Error::TableNotFound { .. } => "table_not_found",
             Error::Selection(_) => "selection",
             Error::Decode { .. } => "decode",
-            Error::Binlog(_) | Error::BinlogPanic { .. } => "binlog",
+            Error::Binlog(_) | Error::BinlogPanic { .. } | Error::ResyncRequired { .. } => "binlog",
             Error::PositionPurged { .. } => "position_purged",
-            Error::Source { .. } | Error::SourceRow { .. } => "source",
+            Error::Source { .. } | Error::SourceRow { .. } | Error::StreamLost { .. } => "source",
             Error::Target { .. } => "target",
             Error::SourceTls { .. } | Error::TargetTls { .. } => "tls",
-            Error::State(_) => "state",
+            Error::SourceUrl { .. }
+            | Error::UnknownKeyColumn { .. }
+            | Error::Config(_)
+            | Error::Unplannable { .. }
+            | Error::AlreadyReplicated { .. }
+            | Error::NotReplicated { .. }
+            | Error::NotATableName { .. }
+            | Error::ChangedWhileLoaded { .. }
+            | Error::StoppedWhileLoading { .. }
+            | Error::UnreadableDefinition { .. }
+            | Error::UnreadablePartition { .. }
+            | Error::IllegalTransition { .. }
+            | Error::Bug { .. } => "state",
         }
     }
 
@@ -114,19 +200,27 @@ impl Error {
                 mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
                 _ => false,
             },
-            Error::Target { transient, .. } => *transient,
+            Error::StreamLost { .. } => true,
+            Error::Target { cause, .. } => match cause {
+                TargetCause::Network | TargetCause::TimedOut => true,
+                // An error without a code is a proxy's or a restarting server's page.
+                TargetCause::Server { code } => {
+                    code.is_none_or(|c| TRANSIENT_TARGET_CODES.contains(&c))
+                }
+                TargetCause::Answer | TargetCause::Client => false,
+            },
             _ => false,
         }
     }
 }
 
-/// Exponential backoff with jitter for transient errors: 0.5 s doubling to 30 s.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    const BASE_MS: u64 = 500;
-    const MAX_MS: u64 = 30_000;
-    let exp = BASE_MS.saturating_mul(1u64 << attempt.min(10)).min(MAX_MS);
-    let jitter = rand::random_range(0..=exp / 4);
-    Duration::from_millis(exp - exp / 8 + jitter)
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]
@@ -158,17 +252,22 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        // Each wait is its step ±12.5 % (jitter); steps double from 0.5 s and stop at 30 s.
-        for _ in 0..100 {
-            let first = backoff(0);
-            assert!((437..=563).contains(&first.as_millis()), "{first:?}");
-            let capped = backoff(20);
-            assert!(
-                (26_250..=33_750).contains(&capped.as_millis()),
-                "{capped:?}"
-            );
-            assert!(backoff(3) > backoff(0));
-        }
+    fn target_errors_are_classified_once() {
+        let target = |cause| Error::Target {
+            url: "http://x".into(),
+            message: "m".into(),
+            cause,
+        };
+        assert!(target(TargetCause::Network).is_transient());
+        assert!(target(TargetCause::TimedOut).is_transient());
+        assert!(target(TargetCause::Server { code: Some(241) }).is_transient());
+        assert!(target(TargetCause::Server { code: None }).is_transient());
+        assert!(!target(TargetCause::Server { code: Some(60) }).is_transient());
+        assert!(!target(TargetCause::Answer).is_transient());
+        let lost = Error::StreamLost {
+            url: "mysql://x".into(),
+            detail: "silent".into(),
+        };
+        assert!(lost.is_transient());
     }
 }

@@ -1,6 +1,7 @@
 //! tributary: replicates MySQL and MariaDB tables into ClickHouse by change data capture.
 
 mod api;
+mod batch;
 mod binlog;
 mod charset;
 mod cli;
@@ -9,12 +10,16 @@ mod config;
 mod ddl;
 mod decode;
 mod error;
+#[cfg(test)]
+mod layers;
+mod lifecycle;
 mod metrics;
 mod pipe;
 mod schema;
 mod snapshot;
 mod source;
 mod state;
+mod target;
 #[cfg(test)]
 mod test_servers;
 mod tls;

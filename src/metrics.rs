@@ -21,7 +21,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::warn;
 
-use crate::pipe::lifecycle::PipeState;
+use crate::lifecycle::PipeState;
 
 /// Upper bounds of the `tributary_flush_seconds` buckets: a healthy batch flushes in tens of
 /// milliseconds; tens of seconds means ClickHouse is struggling.

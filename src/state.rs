@@ -1,102 +1,28 @@
-//! Pipe state kept in the target ClickHouse (database `_tributary` by default), so the daemon
-//! holds no local state and can be rescheduled anywhere.
+//! Pipe state kept outside the daemon (in the target ClickHouse, database `_tributary` by
+//! default), so the daemon holds no local state and can be rescheduled anywhere.
 //!
-//! Invariants: a checkpoint is written only after the data it covers is durable in the target
-//! (see `pipe::cdc`), and checkpoint and progress rows are append-only with an increasing
-//! sequence, so the newest row is the truth and a crash between two writes leaves the older one
-//! in force.
-//!
-//! Table overrides, isolation, reloads and definitions ([`REVISED`]) are append-only too, each
-//! row with `rev`, the store's write sequence: the row with the highest `(rev, at)` is the truth
-//! (for definitions, among those of the highest checkpoint `seq` in force). `rev` increases
-//! strictly from one write to the next, within a millisecond and across restarts
-//! ([`StateStore::next_rev`]), so neither a clock that ties nor two servers' clocks decide.
-//! Rows written before `rev` existed (tables migrated by [`StateStore::init`]) have `rev` 0:
-//! they keep their wall-clock order among themselves and any later write beats them. Merges
-//! never drop the truth: `rev` ends the sorting key, so only rows of equal `rev` (the pre-`rev`
-//! ones) collapse, by `at` as before. `snapshot_start` is written once per pipe key, so its
-//! `at` never has to tell two writes apart.
+//! [`StateStore`] is what the pipe asks of it; [`ClickHouseStore`] keeps it in ClickHouse, and
+//! an in-memory store (tests) keeps it in a map with the same answers. Invariants of every
+//! store: a checkpoint is written only after the data it covers is durable in the target (see
+//! `pipe::cdc`), and checkpoint and progress rows are append-only with an increasing sequence,
+//! so the newest row is the truth and a crash between two writes leaves the older one in
+//! force; table overrides, isolation, reloads and definitions are read back as last written.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod clickhouse;
+#[cfg(test)]
+pub(crate) mod memory;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
-use crate::clickhouse::ddl::{create_database_sql, ident};
-use crate::clickhouse::Target;
-use crate::error::{Error, Result};
-use crate::pipe::lifecycle::PipeState;
+use crate::error::Result;
+use crate::lifecycle::PipeState;
 use crate::schema::TableDef;
 use crate::source::Position;
-
-const TABLES: &[(&str, &str)] = &[
-    (
-        "pipe_state",
-        "(pipe String, seq UInt64, at DateTime64(3) DEFAULT now64(3), from_state String, \
-         to_state String, reason String) ENGINE = MergeTree ORDER BY (pipe, seq)",
-    ),
-    (
-        "checkpoints",
-        "(pipe String, seq UInt64, file String, pos UInt64, gtid String, next_version UInt64, \
-         at DateTime64(3) DEFAULT now64(3)) ENGINE = ReplacingMergeTree(seq) ORDER BY pipe",
-    ),
-    (
-        "snapshot_start",
-        "(pipe String, file String, pos UInt64, gtid String, at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY pipe",
-    ),
-    (
-        "snapshot_progress",
-        "(pipe String, table_name String, seq UInt64, last_key String, rows UInt64, done UInt8, \
-         at DateTime64(3) DEFAULT now64(3)) ENGINE = ReplacingMergeTree(seq) ORDER BY (pipe, table_name)",
-    ),
-    (
-        "snapshot_partitions",
-        "(pipe String, table_name String, idx UInt32, seq UInt64, spec String, rows UInt64, \
-         done UInt8, at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(seq) ORDER BY (pipe, table_name, idx)",
-    ),
-    // The tables of `REVISED`, as `StateStore::add_rev` leaves a table created without `rev`,
-    // so that a new table and a migrated one are the same.
-    (
-        "table_overrides",
-        "(pipe String, table_name String, included UInt8, at DateTime64(3) DEFAULT now64(3), \
-         rev UInt64) ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name) \
-         ORDER BY (pipe, table_name, rev)",
-    ),
-    (
-        "table_isolation",
-        "(pipe String, table_name String, reason String, at DateTime64(3) DEFAULT now64(3), \
-         rev UInt64) ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name) \
-         ORDER BY (pipe, table_name, rev)",
-    ),
-    (
-        "table_reloads",
-        "(pipe String, table_name String, state UInt8, namespace String, \
-         at DateTime64(3) DEFAULT now64(3), rev UInt64) \
-         ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name) \
-         ORDER BY (pipe, table_name, rev)",
-    ),
-    (
-        "table_definitions",
-        "(pipe String, table_name String, seq UInt64, definition String, \
-         at DateTime64(3) DEFAULT now64(3), rev UInt64) \
-         ENGINE = ReplacingMergeTree(at) PRIMARY KEY (pipe, table_name, seq) \
-         ORDER BY (pipe, table_name, seq, rev)",
-    ),
-];
-
-/// The tables whose rows are ordered by `rev` (see the module doc), with their sorting key
-/// before `rev` existed. `rev` extends that key rather than becoming the engine's version:
-/// ClickHouse cannot change the version of an existing table, but it can extend a sorting key
-/// with a column added by the same ALTER. `at` stays the version, for the pre-`rev` rows.
-const REVISED: &[(&str, &str)] = &[
-    ("table_overrides", "pipe, table_name"),
-    ("table_isolation", "pipe, table_name"),
-    ("table_reloads", "pipe, table_name"),
-    ("table_definitions", "pipe, table_name, seq"),
-];
+pub(crate) use clickhouse::ClickHouseStore;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Checkpoint {
@@ -104,6 +30,29 @@ pub(crate) struct Checkpoint {
     pub position: Position,
     /// The version the next CDC row change gets.
     pub next_version: u64,
+}
+
+impl Checkpoint {
+    /// Where CDC starts anew at `position` (after a snapshot, a resync, or at a `cdc_only`
+    /// start), following `previous` if there is one: a higher sequence, and the version
+    /// counter carried on, so that no later row change gets a version already written.
+    pub fn start(previous: Option<&Checkpoint>, position: Position) -> Checkpoint {
+        Checkpoint {
+            seq: previous.map_or(1, |c| c.seq + 1),
+            position,
+            next_version: previous.map_or(1, |c| c.next_version),
+        }
+    }
+
+    /// The checkpoint after this one: the binlog applied up to `position`, the next row change
+    /// getting `next_version`.
+    pub fn advance(&self, position: Position, next_version: u64) -> Checkpoint {
+        Checkpoint {
+            seq: self.seq + 1,
+            position,
+            next_version,
+        }
+    }
 }
 
 /// A table's reload: waiting until CDC has passed a change, or loading into its copy (its
@@ -142,564 +91,107 @@ pub(crate) struct Transition {
     pub reason: String,
 }
 
-#[derive(Clone)]
-pub(crate) struct StateStore {
-    target: Target,
-    db: String,
-    pipe: String,
-    /// The last `rev` this store and its clones wrote, once read (see `next_rev`).
-    last_rev: Arc<OnceCell<AtomicU64>>,
-}
+/// Where a pipe's state is kept: checkpoints, lifecycle history, snapshot progress, and the
+/// state of its tables. Each pipe key (a pipe, or one of its loads: [`StateStore::namespaced`])
+/// has its own rows.
+pub(crate) trait StateStore: Clone + Send + Sync + 'static {
+    /// Creates the state tables that are missing (and migrates older ones).
+    fn init(&self) -> impl Future<Output = Result<()>> + Send;
 
-impl StateStore {
-    pub fn new(target: Target, db: &str, pipe: &str) -> StateStore {
-        StateStore {
-            target,
-            db: db.to_owned(),
-            pipe: pipe.to_owned(),
-            last_rev: Arc::default(),
-        }
-    }
-
-    fn table(&self, name: &str) -> String {
-        format!("{}.{}", ident(&self.db), ident(name))
-    }
-
-    pub async fn init(&self) -> Result<()> {
-        self.target
-            .execute(&create_database_sql(&self.db), &[])
-            .await?;
-        // Independent statements: sent together, so a start does not wait for each in turn.
-        let creates = TABLES.iter().map(|(name, body)| async move {
-            let sql = format!("CREATE TABLE IF NOT EXISTS {} {body}", self.table(name));
-            self.target.execute(&sql, &[]).await
-        });
-        futures_util::future::try_join_all(creates).await?;
-        self.add_rev().await
-    }
-
-    /// Gives `rev` to the tables of `REVISED` that a version before it created: their rows
-    /// read `rev` 0, below any later write. Only tables without it are altered, so that a
-    /// start does not rewrite every table's metadata.
-    async fn add_rev(&self) -> Result<()> {
-        #[derive(Deserialize)]
-        struct Row {
-            table: String,
-        }
-        let sql = "SELECT table FROM system.columns WHERE database = {db:String} AND name = 'rev'";
-        let revised: Vec<Row> = self.target.select(sql, &[("db", &self.db)]).await?;
-        let alters = REVISED
-            .iter()
-            .filter(|(name, _)| !revised.iter().any(|r| r.table == *name))
-            .map(|(name, key)| async move {
-                // No DEFAULT clause: ClickHouse refuses to put a column added with a default
-                // expression in the sorting key; UInt64's implicit default is 0.
-                let sql = format!(
-                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS rev UInt64, \
-                     MODIFY ORDER BY ({key}, rev)",
-                    self.table(name)
-                );
-                self.target.execute_sync(&sql).await
-            });
-        futures_util::future::try_join_all(alters).await?;
-        Ok(())
-    }
-
-    /// The `rev` of the next write to a table of `REVISED`: one more than the last, the first
-    /// one more than the highest stored. A counter and not a clock: two writes in the same
-    /// millisecond get two values in the order they were made, and a restart (on another
-    /// host, or after the clock went back) starts above every row written before it. The
-    /// stored maximum is read at the first write, after `init` has given every table `rev`.
-    async fn next_rev(&self) -> Result<String> {
-        let last = self.last_rev.get_or_try_init(|| self.stored_rev()).await?;
-        Ok((last.fetch_add(1, Ordering::Relaxed) + 1).to_string())
-    }
-
-    /// The highest `rev` stored, of any pipe key: namespaced stores share the sequence.
-    async fn stored_rev(&self) -> Result<AtomicU64> {
-        #[derive(Deserialize)]
-        struct Row {
-            rev: u64,
-        }
-        let maxima: Vec<String> = REVISED
-            .iter()
-            .map(|(name, _)| format!("(SELECT max(rev) FROM {})", self.table(name)))
-            .collect();
-        let sql = format!("SELECT greatest({}) AS rev", maxima.join(", "));
-        let rows: Vec<Row> = self.target.select(&sql, &[]).await?;
-        Ok(AtomicU64::new(rows.first().map_or(0, |r| r.rev)))
-    }
-
-    pub async fn history(&self, limit: u64) -> Result<Vec<Transition>> {
-        let sql = format!(
-            "SELECT seq, toString(at) AS at, from_state, to_state, reason FROM {} \
-             WHERE pipe = {{pipe:String}} ORDER BY seq DESC LIMIT {limit}",
-            self.table("pipe_state")
-        );
-        self.target.select(&sql, &[("pipe", &self.pipe)]).await
-    }
+    /// The last `limit` lifecycle transitions, newest first.
+    fn history(&self, limit: u64) -> impl Future<Output = Result<Vec<Transition>>> + Send;
 
     /// The state the pipe is in, per the last persisted transition.
-    pub async fn current_state(&self) -> Result<Option<Transition>> {
-        Ok(self.history(1).await?.into_iter().next())
+    fn current_state(&self) -> impl Future<Output = Result<Option<Transition>>> + Send {
+        async move { Ok(self.history(1).await?.into_iter().next()) }
     }
 
-    pub async fn record_transition(
+    /// Appends a lifecycle transition, with the next sequence.
+    fn record_transition(
         &self,
         from: Option<PipeState>,
         to: PipeState,
         reason: &str,
-    ) -> Result<()> {
-        let seq = self.current_state().await?.map_or(1, |t| t.seq + 1);
-        let sql = format!(
-            "INSERT INTO {} (pipe, seq, from_state, to_state, reason) SELECT {{pipe:String}}, \
-             {{seq:UInt64}}, {{from:String}}, {{to:String}}, {{reason:String}}",
-            self.table("pipe_state")
-        );
-        let seq = seq.to_string();
-        let from = from.map(PipeState::as_str).unwrap_or("");
-        self.target
-            .execute(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("seq", &seq),
-                    ("from", from),
-                    ("to", to.as_str()),
-                    ("reason", reason),
-                ],
-            )
-            .await
-    }
+    ) -> impl Future<Output = Result<()>> + Send;
 
-    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
-        #[derive(Deserialize)]
-        struct Row {
-            seq: u64,
-            file: String,
-            pos: u64,
-            gtid: String,
-            next_version: u64,
-        }
-        let sql = format!(
-            "SELECT seq, file, pos, gtid, next_version FROM {} WHERE pipe = {{pipe:String}} \
-             ORDER BY seq DESC LIMIT 1",
-            self.table("checkpoints")
-        );
-        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
-        Ok(rows.into_iter().next().map(|r| Checkpoint {
-            seq: r.seq,
-            position: Position {
-                file: r.file,
-                pos: r.pos,
-                gtid: r.gtid,
-            },
-            next_version: r.next_version,
-        }))
-    }
+    /// The newest checkpoint, if any.
+    fn checkpoint(&self) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
-    pub async fn save_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, seq, file, pos, gtid, next_version) SELECT {{pipe:String}}, \
-             {{seq:UInt64}}, {{file:String}}, {{pos:UInt64}}, {{gtid:String}}, {{version:UInt64}}",
-            self.table("checkpoints")
-        );
-        let (seq, pos, version) = (
-            cp.seq.to_string(),
-            cp.position.pos.to_string(),
-            cp.next_version.to_string(),
-        );
-        self.target
-            .execute(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("seq", &seq),
-                    ("file", &cp.position.file),
-                    ("pos", &pos),
-                    ("gtid", &cp.position.gtid),
-                    ("version", &version),
-                ],
-            )
-            .await
-    }
+    /// Appends `cp`: the newest checkpoint from now on (its `seq` is higher).
+    fn save_checkpoint(&self, cp: &Checkpoint) -> impl Future<Output = Result<()>> + Send;
 
-    pub async fn snapshot_start(&self) -> Result<Option<Position>> {
-        let sql = format!(
-            "SELECT file, pos, gtid FROM {} WHERE pipe = {{pipe:String}} ORDER BY at DESC LIMIT 1",
-            self.table("snapshot_start")
-        );
-        Ok(self
-            .target
-            .select::<Position>(&sql, &[("pipe", &self.pipe)])
-            .await?
-            .into_iter()
-            .next())
-    }
+    /// The binlog position the snapshot of this pipe key started at, once taken.
+    fn snapshot_start(&self) -> impl Future<Output = Result<Option<Position>>> + Send;
 
-    pub async fn save_snapshot_start(&self, p: &Position) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, file, pos, gtid) SELECT {{pipe:String}}, {{file:String}}, \
-             {{pos:UInt64}}, {{gtid:String}}",
-            self.table("snapshot_start")
-        );
-        let pos = p.pos.to_string();
-        self.target
-            .execute(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("file", &p.file),
-                    ("pos", &pos),
-                    ("gtid", &p.gtid),
-                ],
-            )
-            .await
-    }
+    /// Records where the snapshot starts (once per pipe key).
+    fn save_snapshot_start(&self, p: &Position) -> impl Future<Output = Result<()>> + Send;
 
-    pub async fn progress(&self, table: &str) -> Result<Progress> {
-        #[derive(Deserialize)]
-        struct Row {
-            seq: u64,
-            last_key: String,
-            rows: u64,
-            done: u8,
-        }
-        let sql = format!(
-            "SELECT seq, last_key, rows, done FROM {} WHERE pipe = {{pipe:String}} \
-             AND table_name = {{table:String}} ORDER BY seq DESC LIMIT 1",
-            self.table("snapshot_progress")
-        );
-        let rows: Vec<Row> = self
-            .target
-            .select(&sql, &[("pipe", &self.pipe), ("table", table)])
-            .await?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .map(|r| Progress {
-                seq: r.seq,
-                last_key: r.last_key,
-                rows: r.rows,
-                done: r.done != 0,
-            })
-            .unwrap_or_default())
-    }
+    /// The newest snapshot progress of `table` (nothing loaded: the default).
+    fn progress(&self, table: &str) -> impl Future<Output = Result<Progress>> + Send;
 
-    pub async fn save_progress(&self, table: &str, p: &Progress) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, seq, last_key, rows, done) SELECT {{pipe:String}}, \
-             {{table:String}}, {{seq:UInt64}}, {{key:String}}, {{rows:UInt64}}, {{done:UInt8}}",
-            self.table("snapshot_progress")
-        );
-        let (seq, rows, done) = (
-            p.seq.to_string(),
-            p.rows.to_string(),
-            u8::from(p.done).to_string(),
-        );
-        self.target
-            .execute(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("table", table),
-                    ("seq", &seq),
-                    ("key", &p.last_key),
-                    ("rows", &rows),
-                    ("done", &done),
-                ],
-            )
-            .await
-    }
+    /// Appends snapshot progress of `table`; the highest `seq` is the truth.
+    fn save_progress(&self, table: &str, p: &Progress) -> impl Future<Output = Result<()>> + Send;
 
     /// The stored partition plan of `table`, newest state per partition, in index order.
-    pub async fn partitions(&self, table: &str) -> Result<Vec<PartitionRow>> {
-        let sql = format!(
-            "SELECT idx, argMax(spec, seq) AS spec, argMax(rows, seq) AS rows, \
-             argMax(done, seq) AS done FROM {} WHERE pipe = {{pipe:String}} \
-             AND table_name = {{table:String}} GROUP BY idx ORDER BY idx",
-            self.table("snapshot_partitions")
-        );
-        self.target
-            .select(&sql, &[("pipe", &self.pipe), ("table", table)])
-            .await
-    }
+    fn partitions(&self, table: &str) -> impl Future<Output = Result<Vec<PartitionRow>>> + Send;
 
     /// Forgets a table's snapshot (progress and partition plan), so that adding it again loads
     /// it again.
-    pub async fn forget_snapshot(&self, table: &str) -> Result<()> {
-        let sql = format!(
-            "DELETE FROM {} WHERE pipe = {{pipe:String}} AND table_name = {{table:String}}",
-            self.table("snapshot_partitions")
-        );
-        self.target
-            .execute(&sql, &[("pipe", &self.pipe), ("table", table)])
-            .await?;
-        let current = self.progress(table).await?;
-        self.save_progress(
-            table,
-            &Progress {
-                seq: current.seq + 1,
-                ..Progress::default()
-            },
-        )
-        .await
-    }
+    fn forget_snapshot(&self, table: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Stores a newly planned table's partitions in one insert.
-    pub async fn save_plan(&self, table: &str, partitions: &[PartitionRow]) -> Result<()> {
-        let mut body = Vec::new();
-        for p in partitions {
-            let row = serde_json::json!({
-                "pipe": self.pipe, "table_name": table, "idx": p.idx, "seq": 1,
-                "spec": p.spec, "rows": 0, "done": 0,
-            });
-            body.extend_from_slice(row.to_string().as_bytes());
-            body.push(b'\n');
-        }
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, idx, seq, spec, rows, done) FORMAT JSONEachRow",
-            self.table("snapshot_partitions")
-        );
-        self.target.insert(&sql, body.into()).await
-    }
+    fn save_plan(
+        &self,
+        table: &str,
+        partitions: &[PartitionRow],
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Stores a partition's state: `seq` 1 when planned, 2 once its rows are committed.
-    pub async fn save_partition(&self, table: &str, p: &PartitionRow) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, idx, seq, spec, rows, done) SELECT {{pipe:String}}, \
-             {{table:String}}, {{idx:UInt32}}, {{seq:UInt64}}, {{spec:String}}, {{rows:UInt64}}, \
-             {{done:UInt8}}",
-            self.table("snapshot_partitions")
-        );
-        let (idx, seq, rows, done) = (
-            p.idx.to_string(),
-            (1 + u64::from(p.done)).to_string(),
-            p.rows.to_string(),
-            p.done.to_string(),
-        );
-        self.target
-            .execute(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("table", table),
-                    ("idx", &idx),
-                    ("seq", &seq),
-                    ("spec", &p.spec),
-                    ("rows", &rows),
-                    ("done", &done),
-                ],
-            )
-            .await
-    }
+    fn save_partition(
+        &self,
+        table: &str,
+        p: &PartitionRow,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// All snapshot progress rows of the pipe, newest per table.
-    pub async fn all_progress(&self) -> Result<Vec<(String, Progress)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            table_name: String,
-            rows: u64,
-            done: u8,
-        }
-        let sql = format!(
-            "SELECT table_name, argMax(rows, seq) AS rows, argMax(done, seq) AS done FROM {} \
-             WHERE pipe = {{pipe:String}} GROUP BY table_name ORDER BY table_name",
-            self.table("snapshot_progress")
-        );
-        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    r.table_name,
-                    Progress {
-                        rows: r.rows,
-                        done: r.done != 0,
-                        ..Progress::default()
-                    },
-                )
-            })
-            .collect())
-    }
+    fn all_progress(&self) -> impl Future<Output = Result<Vec<(String, Progress)>>> + Send;
 
     /// Tables added (`true`) or removed (`false`) through the API, on top of the config's
     /// include/exclude patterns.
-    pub async fn overrides(&self) -> Result<Vec<(String, bool)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            table_name: String,
-            included: u8,
-        }
-        let sql = format!(
-            "SELECT table_name, argMax(included, (rev, at)) AS included FROM {} \
-             WHERE pipe = {{pipe:String}} GROUP BY table_name ORDER BY table_name",
-            self.table("table_overrides")
-        );
-        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.table_name, r.included != 0))
-            .collect())
-    }
+    fn overrides(&self) -> impl Future<Output = Result<Vec<(String, bool)>>> + Send;
 
-    pub async fn save_override(&self, table: &str, included: bool) -> Result<()> {
-        let included = u8::from(included).to_string();
-        self.append(
-            "table_overrides",
-            table,
-            &[("included", "UInt8", &included)],
-        )
-        .await
-    }
+    /// Records `table` as added (`true`) or removed (`false`) by an operator.
+    fn save_override(&self, table: &str, included: bool)
+        -> impl Future<Output = Result<()>> + Send;
 
     /// Tables taken out of replication by a change the pipe cannot follow, with the reason.
-    pub async fn isolated(&self) -> Result<Vec<(String, String)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            table_name: String,
-            reason: String,
-        }
-        let sql = format!(
-            "SELECT table_name, argMax(reason, (rev, at)) AS reason FROM {} WHERE pipe = {{pipe:String}} \
-             GROUP BY table_name HAVING reason != '' ORDER BY table_name",
-            self.table("table_isolation")
-        );
-        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
-        Ok(rows.into_iter().map(|r| (r.table_name, r.reason)).collect())
-    }
+    fn isolated(&self) -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
 
     /// Isolates `table` with `reason`, or clears its isolation with an empty reason.
-    pub async fn isolate(&self, table: &str, reason: &str) -> Result<()> {
-        self.append("table_isolation", table, &[("reason", "String", reason)])
-            .await
-    }
+    fn isolate(&self, table: &str, reason: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Tables being reloaded or waiting for a reload, with the state key of each load.
-    pub async fn reloads(&self) -> Result<Vec<(String, Reload)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            table_name: String,
-            state: u8,
-            namespace: String,
-        }
-        let sql = format!(
-            "SELECT table_name, argMax(state, (rev, at)) AS state, \
-             argMax(namespace, (rev, at)) AS namespace \
-             FROM {} WHERE pipe = {{pipe:String}} GROUP BY table_name HAVING state != 0 \
-             ORDER BY table_name",
-            self.table("table_reloads")
-        );
-        let rows: Vec<Row> = self.target.select(&sql, &[("pipe", &self.pipe)]).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let reload = match r.state {
-                    1 => Reload::Waiting,
-                    _ => Reload::Loading {
-                        namespace: r.namespace,
-                    },
-                };
-                (r.table_name, reload)
-            })
-            .collect())
-    }
+    fn reloads(&self) -> impl Future<Output = Result<Vec<(String, Reload)>>> + Send;
 
     /// Records where `table`'s reload stands (`None`: no reload).
-    pub async fn save_reload(&self, table: &str, reload: Option<&Reload>) -> Result<()> {
-        let (state, namespace) = match reload {
-            None => ("0", ""),
-            Some(Reload::Waiting) => ("1", ""),
-            Some(Reload::Loading { namespace }) => ("2", namespace.as_str()),
-        };
-        let columns = [
-            ("state", "UInt8", state),
-            ("namespace", "String", namespace),
-        ];
-        self.append("table_reloads", table, &columns).await
-    }
+    fn save_reload(
+        &self,
+        table: &str,
+        reload: Option<&Reload>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// A store for the same target under another pipe key (a resync's own progress).
-    pub fn namespaced(&self, suffix: &str) -> StateStore {
-        StateStore {
-            target: self.target.clone(),
-            db: self.db.clone(),
-            pipe: format!("{}{suffix}", self.pipe),
-            last_rev: self.last_rev.clone(),
-        }
-    }
+    fn namespaced(&self, suffix: &str) -> Self;
 
     /// The definition of `table` in force at checkpoint `seq`: definitions are versioned by
     /// the checkpoint from which they apply, so a restart from an older checkpoint decodes its
     /// binlog with the definition the rows were written under.
-    pub async fn stored_definition(&self, table: &str, seq: u64) -> Result<Option<TableDef>> {
-        #[derive(Deserialize)]
-        struct Row {
-            definition: String,
-        }
-        let sql = format!(
-            "SELECT definition FROM {} WHERE pipe = {{pipe:String}} AND table_name = {{table:String}} \
-             AND seq <= {{seq:UInt64}} ORDER BY seq DESC, rev DESC, at DESC LIMIT 1",
-            self.table("table_definitions")
-        );
-        let rows: Vec<Row> = self
-            .target
-            .select(
-                &sql,
-                &[
-                    ("pipe", &self.pipe),
-                    ("table", table),
-                    ("seq", &seq.to_string()),
-                ],
-            )
-            .await?;
-        rows.into_iter()
-            .next()
-            .map(|r| {
-                serde_json::from_str(&r.definition).map_err(|e| {
-                    Error::State(format!("stored definition of {table} is unreadable: {e}"))
-                })
-            })
-            .transpose()
-    }
+    fn stored_definition(
+        &self,
+        table: &str,
+        seq: u64,
+    ) -> impl Future<Output = Result<Option<TableDef>>> + Send;
 
     /// Stores `def` as the definition in force from checkpoint `seq` on.
-    pub async fn save_definition(&self, def: &TableDef, seq: u64) -> Result<()> {
-        let json = serde_json::to_string(def).map_err(|e| Error::State(e.to_string()))?;
-        let seq = seq.to_string();
-        let columns = [
-            ("seq", "UInt64", seq.as_str()),
-            ("definition", "String", &json),
-        ];
-        self.append("table_definitions", &def.qualified(), &columns)
-            .await
-    }
-
-    /// Appends to `name`, a table of `REVISED`, the row of `table` with `columns` (name, type,
-    /// value) and the next `rev`.
-    async fn append(&self, name: &str, table: &str, columns: &[(&str, &str, &str)]) -> Result<()> {
-        let rev = self.next_rev().await?;
-        let names: Vec<&str> = columns.iter().map(|(c, _, _)| *c).collect();
-        let values: Vec<String> = columns
-            .iter()
-            .map(|(c, ty, _)| format!("{{{c}:{ty}}}"))
-            .collect();
-        let sql = format!(
-            "INSERT INTO {} (pipe, table_name, {}, rev) SELECT {{pipe:String}}, \
-             {{table:String}}, {}, {{rev:UInt64}}",
-            self.table(name),
-            names.join(", "),
-            values.join(", ")
-        );
-        let mut params = vec![
-            ("pipe", self.pipe.as_str()),
-            ("table", table),
-            ("rev", &rev),
-        ];
-        params.extend(columns.iter().map(|(c, _, value)| (*c, *value)));
-        self.target.execute(&sql, &params).await
-    }
+    fn save_definition(&self, def: &TableDef, seq: u64) -> impl Future<Output = Result<()>> + Send;
 }
-
-#[cfg(test)]
-mod tests;

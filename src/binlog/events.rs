@@ -23,15 +23,15 @@ use mysql_common::binlog::consts::EventType;
 use mysql_common::binlog::events::{Event, EventData};
 use mysql_common::proto::MySerialize;
 
-use super::feed::panic_message;
-use super::mariadb::{self, GtidState};
+use super::mariadb;
 use super::rows::{self, RowError, RowPlan};
 use super::tablemap;
+use crate::batch::Batch;
 use crate::config::TablesConfig;
 use crate::ddl::{self, Ddl};
-use crate::error::{Error, Result};
-use crate::pipe::batch::Batch;
+use crate::error::{panic_message, Error, Result};
 use crate::schema::TablePlan;
+use crate::source::gtid::GtidState;
 use crate::source::Position;
 
 /// Table ids are reassigned as tables are reopened; past this many the cache starts over
@@ -152,6 +152,13 @@ impl Decoder {
         Error::Binlog(format!("{what} at {}", self.position(event)))
     }
 
+    fn resync_required(&self, event: &Event, reason: &str) -> Error {
+        Error::ResyncRequired {
+            reason: reason.to_owned(),
+            position: self.position(event).to_string(),
+        }
+    }
+
     /// Applies one event to `batch`. A panic while decoding it (a bug: every input is checked)
     /// is returned as an error naming the event's position.
     pub fn apply(&mut self, event: &Event, batch: &mut Batch) -> Result<()> {
@@ -212,9 +219,9 @@ impl Decoder {
             t if rows::rows_kind(t).is_some() => self.rows(event, batch)?,
             TRANSACTION_PAYLOAD => self.payload_end = Some(header.log_pos()),
             INCIDENT => {
-                return Err(self.binlog_error(
+                return Err(self.resync_required(
                     event,
-                    "the source logged an incident (changes may be missing from its binlog); resync required",
+                    "the source logged an incident (changes may be missing from its binlog)",
                 ))
             }
             QUERY | ROTATE | XID | GTID | ANONYMOUS_GTID | GTID_TAGGED => {
@@ -259,10 +266,10 @@ impl Decoder {
                             // Only a transaction that also changed non-transactional tables
                             // reaches the binlog with a ROLLBACK, and this one was too large
                             // to hold: its first rows are already in the target.
-                            return Err(self.binlog_error(
+                            return Err(self.resync_required(
                                 event,
                                 "a rolled-back transaction larger than the batch byte cap was \
-                                 partly written to the target; resync required",
+                                 partly written to the target",
                             ));
                         }
                     }

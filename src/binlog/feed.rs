@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::stream::BinlogStream;
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 use crate::source::Position;
 
 /// Events read ahead of the CDC loop.
@@ -195,15 +195,6 @@ where
             return; // the loop is gone
         }
     }
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]

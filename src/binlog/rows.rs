@@ -19,10 +19,10 @@ use mysql_common::value::Value;
 use super::cell;
 use super::tablemap::{Layout, TableMap};
 use super::wire::{Malformed, Reader};
+use crate::batch::{Batch, Op};
 use crate::charset::to_utf8;
 use crate::clickhouse::rowbinary::put_bytes;
 use crate::decode::{encode, DecodeError, Origin};
-use crate::pipe::batch::{Batch, Op};
 use crate::schema::{Charset, ColumnDef, SourceType, TablePlan};
 
 /// What a present, non-NULL cell becomes.

@@ -10,8 +10,8 @@ use mysql_async::BinlogStreamRequest;
 
 use tracing::warn;
 
-use super::mariadb::GtidState;
 use crate::error::{Error, Result};
+use crate::source::gtid::GtidState;
 use crate::source::{Position, ServerFlavor, Source};
 
 /// Heartbeat period asked of the source: an idle source sends one per period.
@@ -127,23 +127,13 @@ impl BinlogStream {
 
     async fn read(&mut self) -> Result<Event> {
         match tokio::time::timeout(READ_TIMEOUT, self.inner.next()).await {
-            Err(_) => Err(Error::Source {
+            Err(_) => Err(Error::StreamLost {
                 url: self.source_url.clone(),
-                source: Box::new(mysql_async::Error::Io(mysql_async::IoError::Io(
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no binlog event or heartbeat for {READ_TIMEOUT:?}"),
-                    ),
-                ))),
+                detail: format!("no binlog event or heartbeat for {READ_TIMEOUT:?}"),
             }),
-            Ok(None) => Err(Error::Source {
+            Ok(None) => Err(Error::StreamLost {
                 url: self.source_url.clone(),
-                source: Box::new(mysql_async::Error::Io(mysql_async::IoError::Io(
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the source closed the binlog stream",
-                    ),
-                ))),
+                detail: "the source closed the binlog stream".into(),
             }),
             Ok(Some(Ok(event))) => Ok(event),
             Ok(Some(Err(source))) => Err(classify(

@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig, TargetConfig};
 use crate::source::preflight::{self, Level};
 use crate::source::{introspect, tls, ServerFlavor, Source};
+use crate::target::Target;
 
 /// Prints one line; returns false on a failure.
 fn report(level: Level, what: &str, detail: &str) -> bool {

@@ -13,9 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::client::{ApiClient, Endpoint};
-use crate::clickhouse::Target;
 use crate::config::{Config, PipeConfig};
-use crate::state::{Progress, StateStore, Transition};
+use crate::state::{ClickHouseStore, Progress, StateStore, Transition};
+use crate::target::Target;
 
 /// How long `status --config` waits for the config's API before reading the state store.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -204,9 +204,9 @@ async fn from_api(api: &Endpoint, timeout: Duration) -> Result<Vec<View>, String
     Ok(pipes.into_iter().map(View::from).collect())
 }
 
-fn store(cfg: &PipeConfig) -> Result<StateStore, crate::error::Error> {
+fn store(cfg: &PipeConfig) -> Result<ClickHouseStore, crate::error::Error> {
     let target = Target::new(&cfg.target)?;
-    Ok(StateStore::new(
+    Ok(ClickHouseStore::new(
         target,
         &cfg.target.state_database,
         &cfg.name,

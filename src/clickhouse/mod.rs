@@ -1,7 +1,5 @@
-//! ClickHouse side of a pipe: type mapping and DDL, RowBinary encoding, the HTTP writer.
+//! ClickHouse's formats (pure): the SQL text of target tables (type mapping, `CREATE TABLE`,
+//! `INSERT`) and RowBinary encoding. The writer that sends them is [`crate::target`].
 
-pub(crate) mod client;
-pub(crate) mod ddl;
 pub(crate) mod rowbinary;
-
-pub(crate) use client::Target;
+pub(crate) mod sql;

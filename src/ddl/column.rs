@@ -6,7 +6,7 @@
 //! `binary(4)`, ENUM members without trailing spaces, MariaDB's `JSON` → `longtext`) — and
 //! parses it with [`ColumnRow::parse`], the one mapping introspection uses too.
 
-use super::lex::Tok;
+use super::lex::{charset_of_collation, Tok};
 use super::parse::{Parsed, Parser};
 use super::{ColumnDefault, ColumnSpec, Defaults};
 use crate::schema::{ColumnDef, ColumnRow, SchemaError};
@@ -14,23 +14,6 @@ use crate::source::ServerFlavor;
 
 /// What `NATIONAL`/`NCHAR` types are in: utf8mb3 on both servers.
 const NATIONAL_CHARSET: &str = "utf8mb3";
-
-/// The charset a collation belongs to (`utf8mb4_0900_ai_ci` → `utf8mb4`); `None` for a
-/// collation that does not name one (MariaDB 11's `uca1400_ai_ci` applies to the default).
-pub(super) fn charset_of_collation(collation: &str) -> Option<String> {
-    let lower = collation.to_ascii_lowercase();
-    if lower == "binary" {
-        return Some(lower);
-    }
-    let mut best: Option<&str> = None;
-    for (i, _) in lower.match_indices('_') {
-        let prefix = &lower[..i];
-        if super::lex::is_charset(prefix) {
-            best = Some(prefix);
-        }
-    }
-    best.map(str::to_owned)
-}
 
 /// Binary operators that may continue an unparenthesised MariaDB `DEFAULT` expression.
 const OPERATORS: &[char] = &['+', '-', '*', '/', '%', '|', '&', '^', '<', '>', '='];

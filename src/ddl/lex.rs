@@ -42,6 +42,23 @@ pub(super) fn is_charset(name: &str) -> bool {
     CHARSETS.contains(&name.to_ascii_lowercase().as_str())
 }
 
+/// The charset a collation belongs to (`utf8mb4_0900_ai_ci` → `utf8mb4`); `None` for a
+/// collation that does not name one (MariaDB 11's `uca1400_ai_ci` applies to the default).
+pub(super) fn charset_of_collation(collation: &str) -> Option<String> {
+    let lower = collation.to_ascii_lowercase();
+    if lower == "binary" {
+        return Some(lower);
+    }
+    let mut best: Option<&str> = None;
+    for (i, _) in lower.match_indices('_') {
+        let prefix = &lower[..i];
+        if is_charset(prefix) {
+            best = Some(prefix);
+        }
+    }
+    best.map(str::to_owned)
+}
+
 fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii()
 }

@@ -28,10 +28,10 @@
 //!   represent a character, changes values without row events unless the session is in
 //!   strict mode (the default since MySQL 5.7 and MariaDB 10.2.4); strict mode is assumed.
 //!
-//! The ClickHouse side (statements, or a rebuild verdict) is [`clickhouse`]. A QUERY event
+//! The ClickHouse side (statements, or a rebuild verdict) is [`planner`]. A QUERY event
 //! on a replicated table is followed as: `classify` → for `AlterTable`, [`apply`] to the
 //! table's current definition with its default charset (keep [`Altered::charset`] for the
-//! next one) → `TablePlan::new` of [`Altered::def`] → [`clickhouse::alter`] → run the
+//! next one) → `TablePlan::new` of [`Altered::def`] → [`planner::alter`] → run the
 //! statements, or isolate the table and copy it again on `Rebuild`; a [`DdlError`] isolates
 //! the table too. Online schema change tools (gh-ost, pt-osc) alter a shadow table created
 //! `LIKE` the replicated one and swap it in with `RENAME TABLE`, so the definitions of
@@ -39,10 +39,10 @@
 
 mod alter;
 mod apply;
-pub(crate) mod clickhouse;
 mod column;
 mod lex;
 mod parse;
+pub(crate) mod planner;
 mod statement;
 
 #[cfg(test)]

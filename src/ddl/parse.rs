@@ -317,7 +317,7 @@ impl<'a> Parser<'a> {
                 self.eat_punct('=');
                 let name = self.charset_or_collation()?;
                 if charset.is_none() {
-                    charset = super::column::charset_of_collation(&name);
+                    charset = super::lex::charset_of_collation(&name);
                 }
                 continue;
             }

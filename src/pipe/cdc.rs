@@ -1,63 +1,54 @@
 //! The Running state: tail the binlog from the checkpoint and apply it in batches.
 //!
-//! Commit protocol: a batch closes at `batch_rows` row changes or `flush_interval`, always
-//! between transactions; its rows are inserted table by table (each insert synchronous), and
-//! only then the checkpoint — end position of its last transaction and the next version — is
-//! stored. A crash anywhere replays from the previous checkpoint; since versions are counted
-//! from the checkpoint in binlog order, the replay writes the very same rows and versions and
-//! ReplacingMergeTree collapses the duplicates.
+//! Commit protocol (see [`super::commit`]): a batch closes at `batch_rows` row changes or
+//! `flush_interval`, always between transactions; its rows are inserted table by table (each
+//! insert synchronous), and only then the checkpoint — end position of its last transaction
+//! and the next version — is stored. A crash anywhere replays from the previous checkpoint;
+//! since versions are counted from the checkpoint in binlog order, the replay writes the very
+//! same rows and versions and ReplacingMergeTree collapses the duplicates.
 //!
 //! A transient error (connection lost, source restart, ClickHouse unavailable) drops whatever
 //! is not checkpointed and resumes from the last checkpoint after a backoff: the same replay.
 //!
 //! Operator commands arrive between events: pause flushes and checkpoints the committed rows
 //! (Pausing), closes the dump (Paused) and waits for resume, which reconnects from that
-//! checkpoint; resync and table changes are handed back to the runner after the same flush.
+//! checkpoint; resync and table changes are handed back to the driver after the same flush.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::reload::Load;
-use super::resync::SUFFIX;
-use crate::binlog::events::Decoder;
+use super::context::{Control, Ctx};
+use super::control::{Command, Request};
+use super::health::Moment;
+use super::ledger::Ledger;
+use super::retry::{self, Retry};
+use super::session::Session;
 use crate::binlog::feed::Feed;
 use crate::binlog::stream::BinlogStream;
-use crate::clickhouse::ddl::insert_sql;
-use crate::clickhouse::Target;
-use crate::config::PipeConfig;
-use crate::error::{backoff, Result};
-use crate::pipe::batch::{Batch, Op};
-use crate::pipe::control::{Command, PipeHandle, Request};
-use crate::pipe::health::Moment;
-use crate::pipe::lifecycle::PipeState;
-use crate::pipe::recorder::Recorder;
+use crate::error::Result;
+use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;
 use crate::snapshot::{self, Changed};
-use crate::source::{ServerFlavor, Source};
+use crate::source::{Position, ServerFlavor};
 use crate::state::{Checkpoint, StateStore};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 
-pub(crate) struct Cdc<'a> {
-    pub cfg: &'a PipeConfig,
-    pub source: &'a Source,
-    pub target: &'a Target,
-    pub store: &'a StateStore,
-    pub handle: &'a PipeHandle,
-    pub server_id: u32,
-    /// Hand back [`Exit::Reload`] once the checkpoint reaches this position.
-    pub reload_after: Option<crate::source::Position>,
-    /// Tables loading into their copies meanwhile; each is handed back ([`Exit::Loaded`])
-    /// when its load ends.
-    pub loads: Vec<Load>,
+/// A table being loaded into its copy alongside CDC.
+#[derive(Debug, Clone)]
+pub(super) struct Load {
+    pub table: String,
+    /// The table's plan, aimed at its copy.
+    pub plan: TablePlan,
+    /// State key of the load's progress.
+    pub namespace: String,
 }
 
 /// Why replication stopped without an error.
-pub(crate) enum Exit {
+pub(super) enum Exit {
     Shutdown,
-    /// A command for the runner (resync, table changes), received after the committed rows
+    /// A command for the driver (resync, table changes), received after the committed rows
     /// were flushed and checkpointed.
     Command(Request),
     /// The checkpoint reached `reload_after`: tables that changed under their load can be
@@ -72,480 +63,264 @@ pub(crate) enum Exit {
 }
 
 /// How one replication session ended.
-enum Session {
+pub(super) enum Ended {
     Exit(Exit),
     Paused,
 }
 
-impl Cdc<'_> {
-    pub async fn run(
-        &self,
-        plans: &mut Vec<TablePlan>,
-        checkpoint: &mut Checkpoint,
-        recorder: &mut Recorder,
-        commands: &mut mpsc::Receiver<Request>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<Exit> {
-        let mut attempt = 0u32;
+pub(super) struct Cdc<'a, S> {
+    pub ctx: &'a Ctx<S>,
+    pub ledger: &'a mut Ledger<S>,
+    pub control: &'a mut Control,
+    /// Hand back [`Exit::Reload`] once the checkpoint reaches this position.
+    pub reload_after: Option<Position>,
+    /// Tables loading into their copies meanwhile; each is handed back ([`Exit::Loaded`])
+    /// when its load ends.
+    pub loads: Vec<Load>,
+}
+
+impl<S: StateStore> Cdc<'_, S> {
+    /// Replicates from `checkpoint` (moving it along) until shutdown or a step for the driver,
+    /// resuming after transient errors; Paused in between when asked.
+    pub async fn run(mut self, checkpoint: &mut Checkpoint) -> Result<Exit> {
+        let ctx = self.ctx;
+        let retry = Retry {
+            message: Some("replication interrupted; resuming from the last checkpoint"),
+            ..ctx.retry("replication")
+        };
+        let mut attempts = retry.attempts();
         loop {
-            match self
-                .stream_once(plans, checkpoint, recorder, commands, &mut shutdown)
-                .await
-            {
-                Ok(Session::Exit(exit)) => return Ok(exit),
-                Ok(Session::Paused) => {
-                    self.handle.health(|h| h.stop());
-                    match self
-                        .paused(checkpoint, recorder, commands, &mut shutdown)
-                        .await?
-                    {
+            let error = match self.stream_once(checkpoint).await {
+                Ok(Ended::Exit(exit)) => return Ok(exit),
+                Ok(Ended::Paused) => {
+                    ctx.handle.health(|h| h.stop());
+                    match self.paused(checkpoint).await? {
                         Some(exit) => return Ok(exit),
-                        None => attempt = 0,
+                        None => attempts = retry.attempts(),
                     }
+                    continue;
                 }
-                Err(e) if e.is_transient() => {
-                    let wait = backoff(attempt);
-                    attempt += 1;
-                    crate::metrics::retry(&self.cfg.name, "replication");
-                    warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, attempt, "replication interrupted; resuming from the last checkpoint");
-                    self.handle
-                        .health(|h| h.failed("replication", &e.to_string()));
-                    if let Some(behind) = self.source_ahead_of(&checkpoint.position).await {
-                        self.handle.health(|h| h.behind(behind, Moment::now()));
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return Ok(Exit::Shutdown),
-                    }
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            let delay = attempts.failed(error)?;
+            if let Some(behind) = source_ahead_of(ctx, &checkpoint.position).await {
+                ctx.handle.health(|h| h.behind(behind, Moment::now()));
+            }
+            if !retry::sleep_unless_shutdown(delay, &self.control.shutdown).await {
+                return Ok(Exit::Shutdown);
             }
         }
     }
 
-    /// Waits in Paused for resume (`None`: replicate again), shutdown or a runner command.
-    async fn paused(
-        &self,
-        checkpoint: &Checkpoint,
-        recorder: &mut Recorder,
-        commands: &mut mpsc::Receiver<Request>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Exit>> {
+    /// Waits in Paused for resume (`None`: replicate again), shutdown or a driver command.
+    pub(super) async fn paused(&mut self, checkpoint: &Checkpoint) -> Result<Option<Exit>> {
         let mut verify = verification_timer();
+        let mut shutdown = self.control.shutdown.clone();
         loop {
             let request = tokio::select! {
-                request = commands.recv() => request,
+                request = self.control.commands.recv() => request,
                 _ = shutdown.changed() => return Ok(Some(Exit::Shutdown)),
                 _ = verify.tick() => {
                     // Nothing reads the binlog while paused: this is when it gets purged.
-                    self.verify_position(&checkpoint.position).await?;
+                    verify_position(self.ctx, &checkpoint.position).await?;
                     continue;
                 }
             };
             let Some(request) = request else {
                 return Ok(Some(Exit::Shutdown));
             };
-            match request.command {
+            let refusal = match request.command {
                 Command::Resume => {
-                    recorder
+                    self.ledger
                         .enter(PipeState::Running, "resumed by operator")
                         .await?;
                     let _ = request.reply.send(Ok("resumed".into()));
                     return Ok(None);
                 }
                 Command::Resync => return Ok(Some(Exit::Command(request))),
-                Command::Pause => {
-                    let _ = request.reply.send(Err("the pipe is already paused".into()));
-                }
+                Command::Pause => "the pipe is already paused",
                 Command::AddTable { .. }
                 | Command::RemoveTable { .. }
                 | Command::ResyncTable { .. } => {
-                    let _ = request.reply.send(Err(
-                        "the pipe is paused: resume it before changing its tables".into(),
-                    ));
+                    "the pipe is paused: resume it before changing its tables"
                 }
-            }
+            };
+            let _ = request.reply.send(Err(refusal.into()));
         }
-    }
-
-    fn decoder(&self, plans: &[TablePlan], position: &crate::source::Position) -> Decoder {
-        Decoder::new(plans.to_vec(), position).with_selection(self.cfg.tables.clone())
     }
 
     /// One replication session, from `checkpoint` until an error, shutdown or a command.
-    async fn stream_once(
-        &self,
-        plans: &mut Vec<TablePlan>,
-        checkpoint: &mut Checkpoint,
-        recorder: &mut Recorder,
-        commands: &mut mpsc::Receiver<Request>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Session> {
-        if self.source.flavor == ServerFlavor::Mariadb && checkpoint.position.gtid.is_empty() {
-            // A position without its GTID state (where a snapshot or a cdc_only start began):
-            // look it up once — the server reads the binlog file up to the offset — so that the
-            // decoder tracks every domain and the checkpoints resume by GTID from then on.
-            let mut conn = self.source.conn().await?;
-            let (file, pos) = (&checkpoint.position.file, checkpoint.position.pos);
-            if let Some(gtid) = self.source.gtid_at(&mut conn, file, pos).await? {
-                checkpoint.position.gtid = gtid;
-            }
-        }
-        self.handle.health(|h| h.start(Moment::now()));
-        let stream = BinlogStream::open(self.source, self.server_id, &checkpoint.position).await?;
-        info!(pipe = %self.cfg.name, position = %checkpoint.position, by = %stream.start, "replicating");
+    async fn stream_once(&mut self, checkpoint: &mut Checkpoint) -> Result<Ended> {
+        let Cdc {
+            ctx,
+            ledger,
+            control,
+            reload_after,
+            loads,
+        } = self;
+        let ctx: &Ctx<S> = ctx;
+        look_up_gtid(ctx, checkpoint).await?;
+        ctx.handle.health(|h| h.start(Moment::now()));
+        let stream = BinlogStream::open(&ctx.source, ctx.server_id, &checkpoint.position).await?;
+        info!(pipe = %ctx.name(), position = %checkpoint.position, by = %stream.start, "replicating");
         // Read in a task of its own: the stream keeps flowing while a batch is inserted.
         let mut feed = Feed::spawn(stream, &checkpoint.position);
-        let mut decoder = self.decoder(plans, &checkpoint.position);
-        let mut batch = Batch::new(plans.len(), checkpoint.next_version);
-        let mut inserts = self.insert_targets(plans).await?;
-        let inserts_ref = &mut inserts;
-        let flush_interval = self.cfg.sync.flush_interval;
-        let mut deadline = Instant::now() + flush_interval;
+        let mut session = Session::new(ctx, ledger, checkpoint, reload_after).await?;
         let mut verify = verification_timer();
         let mut health = tokio::time::interval(HEALTH_EVERY);
-        let mut reload_after = self.reload_after.clone();
-        // Tables the decoder isolated for their rows, until the plans can shrink.
-        let mut isolated: Vec<String> = Vec::new();
-        let mut loading: FuturesUnordered<_> = self
-            .loads
+        // A clone per session: one that saw the signal cannot miss it in the next session.
+        let mut shutdown = control.shutdown.clone();
+        let mut loading: FuturesUnordered<_> = loads
             .iter()
-            .map(|load| self.load(load, shutdown.clone()))
+            .map(|l| load(ctx, l, control.shutdown.clone()))
             .collect();
         loop {
-            let due = Instant::now() >= deadline;
-            if !batch.in_transaction()
-                && (batch.rows() >= self.cfg.sync.batch_rows
-                    || batch.bytes() >= MAX_BATCH_BYTES
-                    || (due && batch.position.is_some()))
-            {
-                self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder)
-                    .await?;
-                deadline = Instant::now() + flush_interval;
-            } else if due && batch.position.is_none() && !batch.in_transaction() {
-                deadline = Instant::now() + flush_interval;
+            session.flush_if_due().await?;
+            if session.reload_due() {
+                session.flush().await?;
+                return Ok(Ended::Exit(Exit::Reload));
             }
-            if let Some(after) = &reload_after {
-                if !batch.in_transaction() && checkpoint.position.reached(after) {
-                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder)
-                        .await?;
-                    return Ok(Session::Exit(Exit::Reload));
-                }
-            }
-            let sleep = tokio::time::sleep_until(
-                deadline
-                    .max(Instant::now() + Duration::from_millis(1))
-                    .into(),
-            );
+            let wake = session
+                .deadline
+                .max(std::time::Instant::now() + Duration::from_millis(1));
             tokio::select! {
-                queued = feed.next() => {
-                    decoder.apply(&queued?.event, &mut batch)?;
-                    for (table, clamps) in decoder.take_clamps() {
-                        crate::metrics::clamped_values(&self.cfg.name, &table, &clamps);
-                    }
-                    for (table, reason) in decoder.take_isolations() {
-                        let table = plans[table].def.qualified();
-                        self.isolate(&table, &reason).await?;
-                        isolated.push(table);
-                    }
-                    if batch.in_transaction() && batch.bytes() >= MAX_BATCH_BYTES {
-                        self.spill(&mut batch, plans, inserts_ref).await?;
-                    }
-                    if let Some(change) = decoder.take_schema_change() {
-                        // The rows before the DDL, under the old definitions; then the DDL;
-                        // then a checkpoint after it, so rows after it are decoded with the new.
-                        self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
-                        if self.apply_schema_change(&change, plans, checkpoint.seq + 1).await? {
-                            // Rebuilt once CDC has passed where the source is now: past this
-                            // DDL and any later one the rebuild's definition includes.
-                            let mut conn = self.source.conn().await?;
-                            reload_after = Some(self.source.current_position(&mut conn).await?);
-                        }
-                        // The batch is empty and the decoder is rebuilt: tables isolated for
-                        // their rows leave the plans here.
-                        plans.retain(|p| !isolated.contains(&p.def.qualified()));
-                        isolated.clear();
-                        let next = Checkpoint {
-                            seq: checkpoint.seq + 1,
-                            position: change.position.clone(),
-                            next_version: checkpoint.next_version,
-                        };
-                        self.store.save_checkpoint(&next).await?;
-                        *checkpoint = next;
-                        *inserts_ref = self.insert_targets(plans).await?;
-                        decoder = self.decoder(plans, &checkpoint.position);
-                        batch = Batch::new(plans.len(), checkpoint.next_version);
-                    }
-                }
-                _ = sleep => {}
+                queued = feed.next() => session.event(queued?).await?,
+                _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = health.tick() => {
+                    let batch = &session.batch;
                     let behind = batch.in_transaction() || batch.position.is_some() || feed.pending();
-                    self.handle.health(|h| h.behind(behind, Moment::now()));
+                    ctx.handle.health(|h| h.behind(behind, Moment::now()));
                 }
                 Some((load, result)) = loading.next(), if !loading.is_empty() => {
                     // The copy gets every change read so far before it is swapped in.
-                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
+                    session.flush().await?;
                     let load = Box::new(load.clone());
-                    return Ok(Session::Exit(Exit::Loaded { load, result }));
+                    return Ok(Ended::Exit(Exit::Loaded { load, result }));
                 }
-                _ = verify.tick(), if !batch.in_transaction() => {
+                _ = verify.tick(), if !session.batch.in_transaction() => {
                     // Checkpoint what was read first: a file purged after the reader left it
                     // is no loss once the checkpoint has left it too.
-                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
-                    self.verify_position(&checkpoint.position).await?;
+                    session.flush().await?;
+                    verify_position(ctx, &session.checkpoint.position).await?;
                 }
                 _ = shutdown.changed() => {
-                    self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
-                    return Ok(Session::Exit(Exit::Shutdown));
+                    session.flush().await?;
+                    return Ok(Ended::Exit(Exit::Shutdown));
                 }
-                Some(request) = commands.recv() => match request.command {
-                    Command::Pause => {
-                        recorder.enter(PipeState::Pausing, "requested by operator").await?;
-                        self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
-                        let reason = format!("flushed and checkpointed at {}", checkpoint.position);
-                        recorder.enter(PipeState::Paused, &reason).await?;
-                        let _ = request.reply.send(Ok(format!("paused; {reason}")));
-                        return Ok(Session::Paused);
+                Some(request) = control.commands.recv() => {
+                    if let Some(ended) = command(&mut session, request).await? {
+                        return Ok(ended);
                     }
-                    Command::Resume => {
-                        let _ = request.reply.send(Err("the pipe is not paused".into()));
-                    }
-                    _ => {
-                        self.flush(&mut batch, plans, inserts_ref, checkpoint, &decoder).await?;
-                        return Ok(Session::Exit(Exit::Command(request)));
-                    }
-                },
-            }
-        }
-    }
-
-    /// The INSERT statements of each plan's rows: its target; and for a table loading into its
-    /// copy, its live target too while that still has the copy's columns (a `tables resync` of
-    /// a healthy table), so that readers see its changes before the swap.
-    async fn insert_targets(&self, plans: &[TablePlan]) -> Result<Vec<Vec<String>>> {
-        let db = &self.cfg.target.database;
-        let mut out = Vec::with_capacity(plans.len());
-        for plan in plans {
-            let mut sqls = vec![insert_sql(db, plan)];
-            let loading = self.loads.iter().any(|l| l.plan.def == plan.def);
-            if let Some(live) = plan.target.strip_suffix(SUFFIX).filter(|_| loading) {
-                let live = TablePlan {
-                    target: live.to_owned(),
-                    ..plan.clone()
-                };
-                if self.target_has_columns(&live).await? {
-                    sqls.push(insert_sql(db, &live));
                 }
-            }
-            out.push(sqls);
-        }
-        Ok(out)
-    }
-
-    /// Loads one table's copy, retrying transient errors from its recorded partitions.
-    async fn load<'l>(
-        &self,
-        load: &'l Load,
-        shutdown: watch::Receiver<bool>,
-    ) -> (&'l Load, Result<Option<Vec<Changed>>>) {
-        let store = self.store.namespaced(&load.namespace);
-        let loader = snapshot::Loader {
-            source: self.source,
-            target: self.target,
-            target_db: &self.cfg.target.database,
-            store: &store,
-            rows_per_partition: self.cfg.snapshot.rows_per_partition,
-            parallelism: self.cfg.snapshot.parallelism,
-            tables_in_parallel: 1,
-            options: &self.cfg.tables.options,
-            handle: self.handle,
-            pipe: &self.cfg.name,
-        };
-        let mut attempt = 0;
-        loop {
-            match snapshot::load_tables(&loader, &[&load.plan], &shutdown).await {
-                Err(e) if e.is_transient() => {
-                    let wait = backoff(attempt);
-                    attempt += 1;
-                    crate::metrics::retry(&self.cfg.name, "reload");
-                    warn!(pipe = %self.cfg.name, table = %load.plan.def.qualified(), error = %e, retry_in = ?wait, "reload interrupted; resuming it");
-                    let step = format!("reload of {}", load.plan.def.qualified());
-                    self.handle.health(|h| h.failed(&step, &e.to_string()));
-                    tokio::time::sleep(wait).await;
-                }
-                other => return (load, other),
-            }
-        }
-    }
-
-    /// Whether the source has written past `position` (`None`: it could not be asked in
-    /// [`SOURCE_PROBE_TIMEOUT`]). Asked while the stream is down, so that the lag keeps growing
-    /// when there is something to apply, and does not when the source is idle.
-    async fn source_ahead_of(&self, position: &crate::source::Position) -> Option<bool> {
-        let probe = async {
-            let mut conn = self.source.conn().await?;
-            self.source.current_position(&mut conn).await
-        };
-        match tokio::time::timeout(SOURCE_PROBE_TIMEOUT, probe).await {
-            Ok(Ok(current)) => Some(!position.reached(&current)),
-            _ => None,
-        }
-    }
-
-    /// Fails with "resync required" when the source can no longer serve `position`; a check
-    /// that cannot reach the source is only logged (the stream notices a dead source itself).
-    async fn verify_position(&self, position: &crate::source::Position) -> Result<()> {
-        let checked = async {
-            let mut conn = self.source.conn().await?;
-            self.source.check_position(&mut conn, position).await
-        };
-        match checked.await {
-            Err(e) if e.is_transient() => {
-                warn!(pipe = %self.cfg.name, error = %e, "could not verify the binlog position");
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    /// Writes the committed rows of `batch`, then the checkpoint. Transient ClickHouse errors
-    /// are retried here with the rows kept, so a busy target slows the pipe down but loses
-    /// nothing.
-    async fn flush(
-        &self,
-        batch: &mut Batch,
-        plans: &[TablePlan],
-        inserts: &[Vec<String>],
-        checkpoint: &mut Checkpoint,
-        decoder: &Decoder,
-    ) -> Result<()> {
-        // An open transaction's versions (at shutdown) are not consumed: its replay gets them
-        // again.
-        let next_version = batch.committed_version();
-        let (tables, position) = batch.take_committed();
-        let Some(position) = position else {
-            return Ok(());
-        };
-        // Committed at the source, not yet in the target: the lag counts while this is written.
-        self.handle.health(|h| h.behind(true, Moment::now()));
-        let started = Instant::now();
-        let changes = self.write(tables, plans, inserts).await?;
-        let next = Checkpoint {
-            seq: checkpoint.seq + 1,
-            position,
-            next_version,
-        };
-        self.retry(|| self.store.save_checkpoint(&next)).await?;
-        *checkpoint = next;
-        crate::metrics::flush_seconds(&self.cfg.name, started.elapsed().as_secs_f64());
-        // What is left is the open transaction, if any: read, not applied.
-        let behind = batch.in_transaction();
-        self.handle
-            .health(|h| h.applied(decoder.last_event_time, behind, Moment::now()));
-        self.handle.update(|s| {
-            s.position = Some(checkpoint.position.to_string());
-            s.events_applied += changes as u64;
-        });
-        info!(
-            pipe = %self.cfg.name,
-            changes,
-            position = %checkpoint.position,
-            flush_ms = started.elapsed().as_millis() as u64,
-            "batch applied"
-        );
-        Ok(())
-    }
-
-    /// Writes the rows of a transaction too large to hold before it ends, without a
-    /// checkpoint: a crash before its commit replays it from the previous checkpoint, with the
-    /// same versions, so the rows written now are written again identically.
-    async fn spill(
-        &self,
-        batch: &mut Batch,
-        plans: &[TablePlan],
-        inserts: &[Vec<String>],
-    ) -> Result<()> {
-        let bytes = batch.bytes();
-        let changes = self.write(batch.spill(), plans, inserts).await?;
-        self.handle.update(|s| s.events_applied += changes as u64);
-        crate::metrics::spilled(&self.cfg.name);
-        info!(
-            pipe = %self.cfg.name,
-            changes,
-            bytes,
-            "part of a transaction larger than the batch byte cap written; checkpoint after its commit"
-        );
-        Ok(())
-    }
-
-    /// Inserts rows table by table, counting them; returns the row changes written.
-    async fn write(
-        &self,
-        tables: Vec<crate::pipe::batch::Taken>,
-        plans: &[TablePlan],
-        inserts: &[Vec<String>],
-    ) -> Result<usize> {
-        let mut changes = 0;
-        for taken in tables {
-            let data = Bytes::from(taken.data);
-            for sql in &inserts[taken.table] {
-                self.retry(|| self.target.insert(sql, data.clone())).await?;
-            }
-            changes += taken.rows;
-            let table = plans[taken.table].def.qualified();
-            for op in Op::ALL {
-                crate::metrics::cdc_changes(
-                    &self.cfg.name,
-                    &table,
-                    op.as_str(),
-                    taken.ops[op as usize],
-                );
-            }
-        }
-        Ok(changes)
-    }
-
-    async fn retry<F, Fut>(&self, mut op: F) -> Result<()>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<()>>,
-    {
-        let mut attempt = 0;
-        loop {
-            match op().await {
-                Err(e) if e.is_transient() && attempt < MAX_WRITE_ATTEMPTS => {
-                    let wait = backoff(attempt);
-                    crate::metrics::retry(&self.cfg.name, WRITE_STEP);
-                    warn!(pipe = %self.cfg.name, error = %e, retry_in = ?wait, "ClickHouse write failed; retrying");
-                    self.handle.health(|h| h.failed(WRITE_STEP, &e.to_string()));
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                }
-                Ok(()) => {
-                    if attempt > 0 {
-                        self.handle.health(|h| h.succeeded(WRITE_STEP));
-                    }
-                    return Ok(());
-                }
-                other => return other,
             }
         }
     }
 }
 
-/// A batch closes at this many bytes of RowBinary even below `batch_rows` (wide rows), at the
-/// next transaction boundary, so memory stays bounded; a transaction larger than this is
-/// written in parts (`spill`), its checkpoint still after its commit.
-const MAX_BATCH_BYTES: usize = 64 << 20;
+/// A command received while replicating: pause here, refuse a resume, hand the others to
+/// the driver (after flushing).
+pub(super) async fn command<S: StateStore>(
+    session: &mut Session<'_, S>,
+    request: Request,
+) -> Result<Option<Ended>> {
+    match request.command {
+        Command::Pause => {
+            let ledger = &mut *session.ledger;
+            ledger
+                .enter(PipeState::Pausing, "requested by operator")
+                .await?;
+            session.flush().await?;
+            let reason = format!(
+                "flushed and checkpointed at {}",
+                session.checkpoint.position
+            );
+            session.ledger.enter(PipeState::Paused, &reason).await?;
+            let _ = request.reply.send(Ok(format!("paused; {reason}")));
+            Ok(Some(Ended::Paused))
+        }
+        Command::Resume => {
+            let _ = request.reply.send(Err("the pipe is not paused".into()));
+            Ok(None)
+        }
+        _ => {
+            session.flush().await?;
+            Ok(Some(Ended::Exit(Exit::Command(request))))
+        }
+    }
+}
+
+/// A position without its GTID state (where a snapshot or a cdc_only start began), on
+/// MariaDB: looked up once — the server reads the binlog file up to the offset — so that the
+/// decoder tracks every domain and the checkpoints resume by GTID from then on.
+async fn look_up_gtid<S: StateStore>(ctx: &Ctx<S>, checkpoint: &mut Checkpoint) -> Result<()> {
+    if ctx.source.flavor != ServerFlavor::Mariadb || !checkpoint.position.gtid.is_empty() {
+        return Ok(());
+    }
+    let mut conn = ctx.source.conn().await?;
+    let (file, pos) = (&checkpoint.position.file, checkpoint.position.pos);
+    if let Some(gtid) = ctx.source.gtid_at(&mut conn, file, pos).await? {
+        checkpoint.position.gtid = gtid;
+    }
+    Ok(())
+}
+
+/// Loads one table's copy, retrying transient errors from its recorded partitions.
+async fn load<'l, S: StateStore>(
+    ctx: &Ctx<S>,
+    load: &'l Load,
+    shutdown: watch::Receiver<bool>,
+) -> (&'l Load, Result<Option<Vec<Changed>>>) {
+    let store = ctx.store.namespaced(&load.namespace);
+    let loader = ctx.loader(&store, 1);
+    let step = format!("reload of {}", load.table);
+    let retry = Retry {
+        what: "reload",
+        step: &step,
+        message: Some("reload interrupted; resuming it"),
+        ..ctx.retry("reload")
+    };
+    let plans = [&load.plan];
+    let loaded = retry
+        .run(
+            || snapshot::load_tables(&loader, &plans, &shutdown),
+            retry::sleep,
+        )
+        .await;
+    // The wait always goes on: `None` only comes from the load itself (shutdown).
+    (load, loaded.map(Option::flatten))
+}
+
+/// Whether the source has written past `position` (`None`: it could not be asked in
+/// [`SOURCE_PROBE_TIMEOUT`]). Asked while the stream is down, so that the lag keeps growing
+/// when there is something to apply, and does not when the source is idle.
+async fn source_ahead_of<S: StateStore>(ctx: &Ctx<S>, position: &Position) -> Option<bool> {
+    match tokio::time::timeout(SOURCE_PROBE_TIMEOUT, ctx.current_position()).await {
+        Ok(Ok(current)) => Some(!position.reached(&current)),
+        _ => None,
+    }
+}
+
+/// Fails with "resync required" when the source can no longer serve `position`; a check
+/// that cannot reach the source is only logged (the stream notices a dead source itself).
+async fn verify_position<S: StateStore>(ctx: &Ctx<S>, position: &Position) -> Result<()> {
+    let checked = async {
+        let mut conn = ctx.source.conn().await?;
+        ctx.source.check_position(&mut conn, position).await
+    };
+    match checked.await {
+        Err(e) if e.is_transient() => {
+            warn!(pipe = %ctx.name(), error = %e, "could not verify the binlog position");
+            Ok(())
+        }
+        other => other,
+    }
+}
 
 /// How often the lag and the stall signal are brought up to date while streaming.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the source may take to tell its position while the stream is down.
 const SOURCE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The step ClickHouse writes are counted under (retries, stall).
-const WRITE_STEP: &str = "ClickHouse write";
 
 /// How often the checkpoint is verified to be still on the source (running or paused).
 const VERIFY_POSITION_EVERY: Duration = Duration::from_secs(15);
@@ -556,7 +331,3 @@ fn verification_timer() -> tokio::time::Interval {
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer
 }
-
-/// Attempts of one write before the session restarts from the checkpoint (about 10 minutes of
-/// backoff: a ClickHouse restart or a long overload).
-const MAX_WRITE_ATTEMPTS: u32 = 25;

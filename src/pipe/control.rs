@@ -176,5 +176,23 @@ impl PipeHandle {
     }
 }
 
+impl crate::snapshot::Watcher for PipeHandle {
+    fn started(&self, table: &str, estimate: u64) {
+        self.update(|s| {
+            let t = s.tables.entry(table.to_owned()).or_default();
+            t.rows_estimated = estimate;
+            t.done = false;
+        });
+    }
+
+    fn loaded(&self, table: &str, rows: u64, done: bool) {
+        self.update(|s| {
+            let t = s.tables.entry(table.to_owned()).or_default();
+            t.rows_done = rows;
+            t.done = done;
+        });
+    }
+}
+
 /// Every pipe of the daemon, by name.
 pub(crate) type Registry = Arc<BTreeMap<String, PipeHandle>>;

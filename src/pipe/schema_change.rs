@@ -1,4 +1,5 @@
-//! Applies DDL from the binlog to the target, in binlog order (see [`crate::ddl`]).
+//! Applies DDL from the binlog to the target, in binlog order (see [`crate::ddl`]): the
+//! executor of what the DDL planner ([`crate::ddl::planner`]) decides.
 //!
 //! Invariant: no row written after a DDL is decoded before the DDL is applied. The CDC loop
 //! flushes the rows before it, applies it here, stores the new definition, then checkpoints at
@@ -6,21 +7,21 @@
 //! columns is left as it is. A change the target cannot follow in place (a sorting key change,
 //! a narrowing type change, rows changed without row events, a statement not understood)
 //! isolates that one table: it stops being replicated, its status and metrics say why, the
-//! other tables continue, and a resync repairs it.
+//! other tables continue, and a reload repairs it (by itself, for a rebuild).
 
-use serde::Deserialize;
 use tracing::{info, warn};
 
-use super::cdc::Cdc;
+use super::context::{aimed_at, Ctx};
+use super::ledger::Ledger;
+use super::tables::Phase;
 use crate::binlog::events::SchemaChange;
-use crate::clickhouse::ddl::{column_type, create_table_sql, ident};
+use crate::clickhouse::sql::{create_table_sql, ident};
 use crate::config::OnSourceDrop;
-use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migration};
-use crate::ddl::{self, CreateTable, Ddl, Defaults};
+use crate::ddl::planner::{self, membership, truncate_sql, Membership, Migration};
+use crate::ddl::{self, CreateTable, Ddl, Defaults, TableName};
 use crate::error::Result;
-use crate::pipe::control::PipeHandle;
 use crate::schema::{TableDef, TablePlan};
-use crate::state::{Reload, StateStore};
+use crate::state::{Progress, StateStore};
 
 /// What became of one table.
 enum Outcome {
@@ -33,444 +34,478 @@ enum Outcome {
     Rebuild(String),
 }
 
-impl Cdc<'_> {
-    /// Applies `change` to the target and to `plans` (tables may leave `plans`).
-    /// `applies_from` is the sequence of the checkpoint written right after the change: the
-    /// new definitions are stored as in force from it. Returns whether a table awaits a
-    /// rebuild (a pending reload).
-    pub(super) async fn apply_schema_change(
-        &self,
-        change: &SchemaChange,
-        plans: &mut Vec<TablePlan>,
-        applies_from: u64,
-    ) -> Result<bool> {
-        if let Ddl::CreateTable(ct) = &change.ddl {
-            return self.create_table(change, ct, plans, applies_from).await;
+/// Applies `change` to the target and to the pipe's tables (some may leave them). `view`
+/// names the tables by the index the decoder gave them. `applies_from` is the sequence of the
+/// checkpoint written right after the change: the new definitions are stored as in force
+/// from it. Returns whether a table awaits a rebuild (a reload waiting for CDC to pass the
+/// source's position now).
+pub(super) async fn apply<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &mut Ledger<S>,
+    change: &SchemaChange,
+    view: &[String],
+    applies_from: u64,
+) -> Result<bool> {
+    if let Ddl::CreateTable(ct) = &change.ddl {
+        return created(ctx, ledger, change, ct, applies_from).await;
+    }
+    // A table its rows isolated since the decoder was built is not followed any more.
+    let touched: Vec<String> = change
+        .tables
+        .iter()
+        .filter_map(|&i| view.get(i))
+        .filter(|name| ledger.tables.replicates(name))
+        .cloned()
+        .collect();
+    let known: Vec<String> = ledger
+        .tables
+        .replicated()
+        .into_iter()
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    // The tables this change leaves as they are, whose targets a renamed table must not
+    // take (the tables it touches all move together, a swap included).
+    let others: Vec<TablePlan> = ledger
+        .tables
+        .replicated()
+        .into_iter()
+        .filter(|(name, _)| !touched.iter().any(|t| t == name))
+        .map(|(_, plan)| plan.clone())
+        .collect();
+    let mut outcomes = Vec::new();
+    for name in touched {
+        outcomes.push((
+            name.clone(),
+            follow(ctx, ledger, change, &name, &others).await?,
+        ));
+    }
+    let mut rebuild = settle(ctx, ledger, change, outcomes, applies_from).await?;
+    if let Ddl::Unparsed { tables, reason } = &change.ddl {
+        isolate_unparsed(ctx, ledger, change, tables, reason, &known).await?;
+    }
+    if let Ddl::RenameTables(pairs) = &change.ddl {
+        rebuild |= renamed_into_selection(ctx, ledger, change, pairs).await?;
+    }
+    Ok(rebuild)
+}
+
+/// Brings the tables to their outcomes: the replaced ones all at once (a swap of names),
+/// then the others. Returns whether one awaits a rebuild.
+async fn settle<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &mut Ledger<S>,
+    change: &SchemaChange,
+    outcomes: Vec<(String, Outcome)>,
+    applies_from: u64,
+) -> Result<bool> {
+    let mut replaced = Vec::new();
+    let mut rebuild = false;
+    for (table, outcome) in &outcomes {
+        if let Outcome::Replace(plan) = outcome {
+            ctx.store.save_definition(&plan.def, applies_from).await?;
+            replaced.push((table.clone(), plan.clone()));
         }
-        let mut rebuild = false;
-        let mut outcomes = Vec::new();
-        // The tables this change leaves as they are, whose targets a renamed table must not
-        // take (the tables it touches all move together, a swap included).
-        let known: Vec<String> = plans.iter().map(|p| p.def.qualified()).collect();
-        let others: Vec<TablePlan> = (0..plans.len())
-            .filter(|i| !change.tables.contains(i))
-            .map(|i| plans[i].clone())
-            .collect();
-        for &i in &change.tables {
-            let Some(plan) = plans.get(i) else { continue };
-            let outcome = self.follow(change, plan, &others).await?;
-            outcomes.push((plan.def.qualified(), outcome));
-        }
-        for (table, outcome) in outcomes {
-            let Some(i) = plans.iter().position(|p| p.def.qualified() == table) else {
-                continue;
-            };
-            match outcome {
-                Outcome::Keep => {}
-                Outcome::Replace(plan) => {
-                    self.store.save_definition(&plan.def, applies_from).await?;
-                    let new_name = plan.def.qualified();
-                    if new_name != table {
-                        // Loaded under its old name: not to be loaded again under the new one.
-                        let loaded = self.store.progress(&table).await?;
-                        self.store.save_progress(&new_name, &loaded).await?;
-                        self.handle.update(|s| {
-                            if let Some(t) = s.tables.remove(&table) {
-                                s.tables.insert(new_name, t);
-                            }
-                        });
-                    }
-                    plans[i] = plan;
-                }
-                Outcome::Stop => {
-                    // A reload of it in progress has nothing left to swap in.
-                    self.store.save_reload(&table, None).await?;
-                    info!(pipe = %self.cfg.name, table = %table, statement = %change.statement, "table dropped or renamed away in the source: no longer replicated");
-                    plans.remove(i);
-                    self.handle.update(|s| {
-                        s.tables.remove(&table);
-                    });
-                }
-                Outcome::Isolate(reason) => {
-                    let reason = format!(
-                        "`{}` at {}: {reason}; the table is no longer replicated until a resync",
-                        change.statement, change.position
-                    );
-                    self.isolate(&table, &reason).await?;
-                    plans.remove(i);
-                }
-                Outcome::Rebuild(reason) => {
-                    let reason = format!(
-                        "`{}` at {}: {reason}; the table is rebuilt from a snapshot once replication has passed the change",
-                        change.statement, change.position
-                    );
-                    self.isolate_until_reloaded(&table, &reason).await?;
-                    plans.remove(i);
-                    rebuild = true;
-                }
+    }
+    carry_progress(ctx, &replaced).await?;
+    for step in ledger.tables.follow(replaced) {
+        ledger.apply(step).await?;
+    }
+    let at = |what: String| format!("`{}` at {}: {what}", change.statement, change.position);
+    for (table, outcome) in outcomes {
+        match outcome {
+            Outcome::Keep | Outcome::Replace(_) => {}
+            Outcome::Stop => {
+                info!(pipe = %ctx.name(), table = %table, statement = %change.statement, "table dropped or renamed away in the source: no longer replicated");
+                // A reload of it in progress has nothing left to swap in.
+                let step = ledger.tables.remove(&table);
+                ledger.apply(step).await?;
             }
-        }
-        if let Ddl::Unparsed { tables, reason } = &change.ddl {
-            // A selected table the pipe does not replicate yet (one this statement creates):
-            // never passed over silently.
-            for (db, name) in tables {
-                let table = format!("{db}.{name}");
-                if known.contains(&table) || !self.cfg.tables.matches(db, name) {
-                    continue;
-                }
-                let reason = format!(
-                    "`{}` at {}: statement not understood ({reason}); not replicated until `tributary tables resync`",
-                    change.statement, change.position
-                );
-                self.isolate(&table, &reason).await?;
+            Outcome::Isolate(reason) => {
+                let reason = at(format!(
+                    "{reason}; the table is no longer replicated until a resync"
+                ));
+                ledger.isolate(&table, reason, false).await?;
             }
-        }
-        if let Ddl::RenameTables(pairs) = &change.ddl {
-            // Tables renamed into the selection from outside it (after the renames above took
-            // effect) were never copied: they are loaded once CDC has passed the rename.
-            let replicated = |name: &(String, String)| {
-                plans
-                    .iter()
-                    .any(|p| p.def.db == name.0 && p.def.name == name.1)
-            };
-            for (from, to) in pairs {
-                if replicated(from) || replicated(to) || !self.cfg.tables.matches(&to.0, &to.1) {
-                    continue;
-                }
-                let table = format!("{}.{}", to.0, to.1);
-                let reason = format!(
-                    "`{}` at {}: renamed into the selection; copied from a snapshot once replication has passed the rename",
-                    change.statement, change.position
-                );
-                self.isolate_until_reloaded(&table, &reason).await?;
+            Outcome::Rebuild(reason) => {
+                let reason = at(format!("{reason}; the table is rebuilt from a snapshot once replication has passed the change"));
+                ledger.isolate(&table, reason, true).await?;
                 rebuild = true;
             }
         }
-        Ok(rebuild)
     }
+    Ok(rebuild)
+}
 
-    /// Isolates `table` until it is reloaded, once CDC has passed the change (see
-    /// [`super::reload`]).
-    async fn isolate_until_reloaded(&self, table: &str, reason: &str) -> Result<()> {
-        self.isolate(table, reason).await?;
-        self.store.save_reload(table, Some(&Reload::Waiting)).await
+/// Tables followed under a new name keep what was loaded under the old one (not to be
+/// loaded again), in the store and in the status.
+async fn carry_progress<S: StateStore>(
+    ctx: &Ctx<S>,
+    replaced: &[(String, TablePlan)],
+) -> Result<()> {
+    let renamed: Vec<(&str, String)> = replaced
+        .iter()
+        .map(|(old, plan)| (old.as_str(), plan.def.qualified()))
+        .filter(|(old, new)| old != new)
+        .collect();
+    // Read before any is written: two names may swap.
+    let mut loaded = Vec::new();
+    for (old, _) in &renamed {
+        loaded.push(ctx.store.progress(old).await?);
     }
-
-    /// Takes `table` out of replication with `reason` (state, status, metrics); the other
-    /// tables continue and `tables resync` repairs it.
-    pub(super) async fn isolate(&self, table: &str, reason: &str) -> Result<()> {
-        isolate_table(self.store, self.handle, &self.cfg.name, table, reason).await
+    for ((_, new), progress) in renamed.iter().zip(&loaded) {
+        ctx.store.save_progress(new, progress).await?;
     }
-
-    async fn follow(
-        &self,
-        change: &SchemaChange,
-        plan: &TablePlan,
-        others: &[TablePlan],
-    ) -> Result<Outcome> {
-        let db = &self.cfg.target.database;
-        Ok(match &change.ddl {
-            Ddl::AlterTable { table, changes } => {
-                let charset = self.table_charset(&table.0, &table.1).await?;
-                let defaults = Defaults {
-                    charset: &charset,
-                    flavor: self.source.flavor,
-                };
-                let altered = match ddl::apply(&plan.def, changes, &defaults) {
-                    Ok(altered) => altered,
-                    // A table reloading into its copy was planned with the source's definition
-                    // when its reload started, which may already include a DDL that CDC meets
-                    // only now: rebuilt once replication has passed it, not left isolated.
-                    Err(e)
-                        if self
-                            .loads
-                            .iter()
-                            .any(|l| l.plan.def.qualified() == plan.def.qualified()) =>
-                    {
-                        return Ok(Outcome::Rebuild(e.to_string()))
-                    }
-                    Err(e) => return Ok(Outcome::Isolate(e.to_string())),
-                };
-                let new = match TablePlan::selected(altered.def.clone(), &self.cfg.tables) {
-                    Ok(new) => new,
-                    Err(e) => return Ok(Outcome::Isolate(e)),
-                };
-                match alter(db, plan, &new, &altered) {
-                    Migration::InPlace(statements) => {
-                        if !self.target_has_columns(&new).await? {
-                            for sql in &statements {
-                                match self.target.execute_sync(sql).await {
-                                    // ClickHouse refused a change planned as in place: the
-                                    // table is rebuilt rather than the pipe stopped.
-                                    Err(e) if !e.is_transient() => {
-                                        return Ok(Outcome::Rebuild(format!(
-                                            "ClickHouse refused `{sql}` ({e})"
-                                        )));
-                                    }
-                                    other => other?,
-                                }
-                            }
-                        }
-                        info!(pipe = %self.cfg.name, table = %plan.def.qualified(), statement = %change.statement, applied = statements.len(), "schema change followed");
-                        Outcome::Replace(new)
-                    }
-                    Migration::Rebuild { reason } => Outcome::Rebuild(reason),
-                }
-            }
-            Ddl::Truncate(_) => {
-                self.target.execute_sync(&truncate_sql(db, plan)).await?;
-                info!(pipe = %self.cfg.name, table = %plan.def.qualified(), "truncated in the source: target emptied");
-                Outcome::Keep
-            }
-            Ddl::DropTable(_) | Ddl::DropDatabase(_) => {
-                if self.cfg.tables.on_source_drop == OnSourceDrop::Drop {
-                    let sql = format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(&plan.target));
-                    self.target.execute_sync(&sql).await?;
-                    info!(pipe = %self.cfg.name, table = %plan.def.qualified(), "target table dropped (tables.on_source_drop = \"drop\")");
-                }
-                Outcome::Stop
-            }
-            Ddl::RenameTables(pairs) => {
-                // Renames apply left to right: follow this table through the chain.
-                let mut name = (plan.def.db.clone(), plan.def.name.clone());
-                for (from, to) in pairs {
-                    if *from == name {
-                        name = to.clone();
-                    }
-                }
-                let from = (plan.def.db.clone(), plan.def.name.clone());
-                match membership(&self.cfg.tables, &from, &name) {
-                    Membership::Stays => {
-                        let mut def = plan.def.clone();
-                        def.db = name.0.clone();
-                        def.name = name.1.clone();
-                        let new = match TablePlan::selected(def, &self.cfg.tables) {
-                            Ok(new) => new,
-                            Err(e) => return Ok(Outcome::Isolate(e)),
-                        };
-                        if let Some(collision) = new.collision(others) {
-                            return Ok(Outcome::Isolate(collision));
-                        }
-                        if new.target != plan.target {
-                            let sql = format!(
-                                "RENAME TABLE {0}.{1} TO {0}.{2}",
-                                ident(db),
-                                ident(&plan.target),
-                                ident(&new.target)
-                            );
-                            if !self.target_has_columns(&new).await? {
-                                self.target.execute_sync(&sql).await?;
-                            }
-                        }
-                        info!(pipe = %self.cfg.name, from = %plan.def.qualified(), to = %new.def.qualified(), "table renamed in the source: followed");
-                        Outcome::Replace(new)
-                    }
-                    _ => Outcome::Stop,
-                }
-            }
-            Ddl::Unparsed { reason, .. } => {
-                Outcome::Isolate(format!("statement not understood: {reason}"))
-            }
-            Ddl::RowsByStatement { verb, .. } => Outcome::Isolate(format!(
-                "rows changed by a statement-logged {verb} (no row events)"
-            )),
-            Ddl::CreateTable(_) | Ddl::DatabaseCharset { .. } | Ddl::Other => Outcome::Keep,
-        })
-    }
-
-    /// A table created in the source that the selection includes: its target is created
-    /// empty and it is replicated from here on (`CREATE … SELECT` rows follow as row events).
-    /// A target left by an earlier table of that name (kept after its `DROP`) is replaced. After
-    /// `CREATE TABLE IF NOT EXISTS`, which the server logs even when the table was there, an
-    /// existing target may hold anything: the table is rebuilt from a snapshot instead
-    /// (returns true).
-    async fn create_table(
-        &self,
-        change: &SchemaChange,
-        ct: &CreateTable,
-        plans: &mut Vec<TablePlan>,
-        applies_from: u64,
-    ) -> Result<bool> {
-        let name = format!("{}.{}", ct.table.0, ct.table.1);
-        let charset = match &ct.charset {
-            Some(c) => c.clone(),
-            None => self.database_charset(&ct.table.0).await?,
-        };
-        let defaults = Defaults {
-            charset: &charset,
-            flavor: self.source.flavor,
-        };
-        let def = match &ct.like {
-            // The copy has the columns and key the source table has at this position: the
-            // definition this pipe holds for it, when it replicates it.
-            Some((db, table)) => plans
-                .iter()
-                .find(|p| p.def.db == *db && p.def.name == *table)
-                .map(|p| TableDef {
-                    db: ct.table.0.clone(),
-                    name: ct.table.1.clone(),
-                    ..p.def.clone()
-                })
-                .ok_or_else(|| {
-                    format!("created LIKE `{db}`.`{table}`, which this pipe does not replicate: its columns are not known here")
-                }),
-            None => ct.table_def(&defaults).map_err(|e| e.to_string()),
-        };
-        let plan = match def.and_then(|def| {
-            if def.primary_key.is_empty() {
-                Err(format!("{name} has no primary key"))
-            } else {
-                TablePlan::selected(def, &self.cfg.tables)
-            }
-        }) {
-            Ok(plan) => plan,
-            Err(reason) => {
-                let reason = format!(
-                    "`{}` at {}: created, but cannot be replicated: {reason}; `tributary tables resync` loads it once it can be",
-                    change.statement, change.position
-                );
-                self.isolate(&name, &reason).await?;
-                return Ok(false);
-            }
-        };
-        if let Some(collision) = plan.collision(plans) {
-            let reason = format!("`{}` at {}: {collision}", change.statement, change.position);
-            self.isolate(&name, &reason).await?;
-            return Ok(false);
-        }
-        let db = &self.cfg.target.database;
-        if self.target_exists(&plan.target).await? {
-            if ct.if_not_exists {
-                let reason = format!(
-                    "`{}` at {}: the target table already exists and the source table may have too; the table is rebuilt from a snapshot once replication has passed the change",
-                    change.statement, change.position
-                );
-                self.isolate_until_reloaded(&name, &reason).await?;
-                return Ok(true);
-            }
-            warn!(pipe = %self.cfg.name, table = %name, "table created again in the source: its earlier target table is replaced");
-            let sql = format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(&plan.target));
-            self.target.execute_sync(&sql).await?;
-        }
-        self.target
-            .execute_sync(&create_table_sql(db, &plan))
-            .await?;
-        self.store.save_definition(&plan.def, applies_from).await?;
-        // Created empty at this position: nothing to snapshot.
-        self.store
-            .save_progress(
-                &name,
-                &crate::state::Progress {
-                    seq: 1,
-                    done: true,
-                    ..Default::default()
-                },
-            )
-            .await?;
-        info!(pipe = %self.cfg.name, table = %name, "table created in the source: replicated from here on");
-        self.handle.update(|s| {
-            s.tables.entry(name.clone()).or_default().done = true;
-        });
-        plans.push(plan);
-        Ok(false)
-    }
-
-    async fn target_exists(&self, target: &str) -> Result<bool> {
-        #[derive(Deserialize)]
-        struct Row {
-            n: u64,
-        }
-        let rows: Vec<Row> = self
-            .target
-            .select(
-                "SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-                &[("db", &self.cfg.target.database), ("t", target)],
-            )
-            .await?;
-        Ok(rows.first().is_some_and(|r| r.n > 0))
-    }
-
-    async fn database_charset(&self, db: &str) -> Result<String> {
-        let mut conn = self.source.conn().await?;
-        let charset: Option<(Option<String>,)> = self
-            .source
-            .exec_first_as(
-                &mut conn,
-                "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                (db,),
-            )
-            .await?;
-        let _ = conn.disconnect().await;
-        Ok(charset
-            .and_then(|(c,)| c)
-            .unwrap_or_else(|| "utf8mb4".into()))
-    }
-
-    /// The table's default character set, for columns an ALTER adds without one.
-    async fn table_charset(&self, db: &str, table: &str) -> Result<String> {
-        let mut conn = self.source.conn().await?;
-        let charset: Option<(Option<String>,)> = self
-            .source
-            .exec_first_as(
-                &mut conn,
-                "SELECT c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
-                 JOIN information_schema.COLLATION_CHARACTER_SET_APPLICABILITY c \
-                 ON c.COLLATION_NAME = t.TABLE_COLLATION \
-                 WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? LIMIT 1",
-                (db, table),
-            )
-            .await?;
-        let _ = conn.disconnect().await;
-        Ok(charset
-            .and_then(|(c,)| c)
-            .unwrap_or_else(|| "utf8mb4".into()))
-    }
-
-    /// Whether the target already has exactly `plan`'s columns and types (a DDL replayed
-    /// after a crash).
-    pub(super) async fn target_has_columns(&self, plan: &TablePlan) -> Result<bool> {
-        #[derive(Deserialize)]
-        struct Row {
-            name: String,
-            #[serde(rename = "type")]
-            ty: String,
-        }
-        let rows: Vec<Row> = self
-            .target
-            .select(
-                "SELECT name, type FROM system.columns WHERE database = {db:String} \
-                 AND table = {t:String} AND NOT startsWith(name, '_tributary_') ORDER BY position",
-                &[("db", &self.cfg.target.database), ("t", &plan.target)],
-            )
-            .await?;
-        let have: Vec<(&str, &str)> = rows
+    ctx.handle.update(|s| {
+        let moved: Vec<_> = renamed
             .iter()
-            .map(|r| (r.name.as_str(), r.ty.as_str()))
+            .map(|(old, new)| (new.clone(), s.tables.remove(*old)))
             .collect();
-        let types: Vec<String> = plan.columns().map(column_type).collect();
-        let want: Vec<(&str, &str)> = plan
-            .columns()
-            .zip(&types)
-            .map(|(c, t)| (c.name.as_str(), t.as_str()))
-            .collect();
-        Ok(have == want)
+        for (new, shown) in moved {
+            if let Some(shown) = shown {
+                s.tables.insert(new, shown);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A selected table the pipe does not replicate yet (one this statement creates), named by
+/// a statement not understood: never passed over silently.
+async fn isolate_unparsed<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &mut Ledger<S>,
+    change: &SchemaChange,
+    tables: &[TableName],
+    reason: &str,
+    known: &[String],
+) -> Result<()> {
+    for (db, name) in tables {
+        let table = format!("{db}.{name}");
+        if known.contains(&table) || !ctx.cfg.tables.matches(db, name) {
+            continue;
+        }
+        let reason = format!(
+            "`{}` at {}: statement not understood ({reason}); not replicated until `tributary tables resync`",
+            change.statement, change.position
+        );
+        ledger.isolate(&table, reason, false).await?;
+    }
+    Ok(())
+}
+
+/// Tables renamed into the selection from outside it (after the renames above took effect)
+/// were never copied: they are loaded once CDC has passed the rename. Returns whether there
+/// is one.
+async fn renamed_into_selection<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &mut Ledger<S>,
+    change: &SchemaChange,
+    pairs: &[(TableName, TableName)],
+) -> Result<bool> {
+    let mut rebuild = false;
+    for (from, to) in pairs {
+        let replicated =
+            |name: &TableName| ledger.tables.replicated_plan(&name.0, &name.1).is_some();
+        if replicated(from) || replicated(to) || !ctx.cfg.tables.matches(&to.0, &to.1) {
+            continue;
+        }
+        let table = format!("{}.{}", to.0, to.1);
+        let reason = format!(
+            "`{}` at {}: renamed into the selection; copied from a snapshot once replication has passed the rename",
+            change.statement, change.position
+        );
+        ledger.isolate(&table, reason, true).await?;
+        rebuild = true;
+    }
+    Ok(rebuild)
+}
+
+/// What `change` does to the replicated table `name`.
+async fn follow<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &Ledger<S>,
+    change: &SchemaChange,
+    name: &str,
+    others: &[TablePlan],
+) -> Result<Outcome> {
+    let Some(entry) = ledger.tables.get(name) else {
+        return Ok(Outcome::Keep);
+    };
+    let Some(plan) = entry.plan.as_ref() else {
+        return Ok(Outcome::Keep);
+    };
+    // Rows go into the copy of a table reloading: the copy is what follows the change.
+    let (written, reloading) = match &entry.phase {
+        Phase::Reloading { copy, .. } => (aimed_at(plan, copy), true),
+        _ => (plan.clone(), false),
+    };
+    Ok(match &change.ddl {
+        Ddl::AlterTable { table, changes } => {
+            let alter = Alter {
+                plan,
+                written: &written,
+                reloading,
+            };
+            follow_alter(ctx, change, alter, table, changes).await?
+        }
+        Ddl::Truncate(_) => {
+            let sql = truncate_sql(ctx.db(), &written);
+            ctx.target.execute_sync(&sql).await?;
+            info!(pipe = %ctx.name(), table = %name, "truncated in the source: target emptied");
+            Outcome::Keep
+        }
+        Ddl::DropTable(_) | Ddl::DropDatabase(_) => {
+            if ctx.cfg.tables.on_source_drop == OnSourceDrop::Drop {
+                let sql = format!("DROP TABLE IF EXISTS {}", ctx.quoted(&plan.target));
+                ctx.target.execute_sync(&sql).await?;
+                info!(pipe = %ctx.name(), table = %name, "target table dropped (tables.on_source_drop = \"drop\")");
+            }
+            Outcome::Stop
+        }
+        Ddl::RenameTables(pairs) => follow_rename(ctx, plan, pairs, others).await?,
+        Ddl::Unparsed { reason, .. } => {
+            Outcome::Isolate(format!("statement not understood: {reason}"))
+        }
+        Ddl::RowsByStatement { verb, .. } => Outcome::Isolate(format!(
+            "rows changed by a statement-logged {verb} (no row events)"
+        )),
+        Ddl::CreateTable(_) | Ddl::DatabaseCharset { .. } | Ddl::Other => Outcome::Keep,
+    })
+}
+
+/// The table an `ALTER TABLE` changes.
+struct Alter<'a> {
+    plan: &'a TablePlan,
+    /// Its plan aimed at where its rows go: its target, or its copy while it reloads.
+    written: &'a TablePlan,
+    reloading: bool,
+}
+
+/// An `ALTER TABLE` of `alter.plan`, applied to where its rows go.
+async fn follow_alter<S: StateStore>(
+    ctx: &Ctx<S>,
+    change: &SchemaChange,
+    alter: Alter<'_>,
+    table: &TableName,
+    changes: &[ddl::Change],
+) -> Result<Outcome> {
+    let Alter {
+        plan,
+        written,
+        reloading,
+    } = alter;
+    let charset = table_charset(ctx, &table.0, &table.1).await?;
+    let defaults = Defaults {
+        charset: &charset,
+        flavor: ctx.source.flavor,
+    };
+    let altered = match ddl::apply(&plan.def, changes, &defaults) {
+        Ok(altered) => altered,
+        // A table reloading into its copy was planned with the source's definition when its
+        // reload started, which may already include a DDL that CDC meets only now: rebuilt
+        // once replication has passed it, not left isolated.
+        Err(e) if reloading => return Ok(Outcome::Rebuild(e.to_string())),
+        Err(e) => return Ok(Outcome::Isolate(e.to_string())),
+    };
+    let new = match TablePlan::selected(altered.def.clone(), &ctx.cfg.tables) {
+        Ok(new) => new,
+        Err(e) => return Ok(Outcome::Isolate(e)),
+    };
+    let new_written = aimed_at(&new, &written.target);
+    match planner::alter(ctx.db(), written, &new_written, &altered) {
+        Migration::InPlace(statements) => {
+            if !ctx.target_has_columns(&new_written).await? {
+                for sql in &statements {
+                    match ctx.target.execute_sync(sql).await {
+                        // ClickHouse refused a change planned as in place: the table is
+                        // rebuilt rather than the pipe stopped.
+                        Err(e) if !e.is_transient() => {
+                            let reason = format!("ClickHouse refused `{sql}` ({e})");
+                            return Ok(Outcome::Rebuild(reason));
+                        }
+                        other => other?,
+                    }
+                }
+            }
+            info!(pipe = %ctx.name(), table = %plan.def.qualified(), statement = %change.statement, applied = statements.len(), "schema change followed");
+            Ok(Outcome::Replace(new))
+        }
+        Migration::Rebuild { reason } => Ok(Outcome::Rebuild(reason)),
     }
 }
 
-/// Takes `table` of pipe `pipe` out of replication with `reason`: stored (a restart keeps it
-/// out), shown in its status, counted in the metrics and logged.
-pub(super) async fn isolate_table(
-    store: &StateStore,
-    handle: &PipeHandle,
-    pipe: &str,
-    table: &str,
-    reason: &str,
-) -> Result<()> {
-    warn!(pipe, table, reason, "table isolated");
-    crate::metrics::error(pipe, "table_isolated");
-    store.isolate(table, reason).await?;
-    handle.update(|s| {
-        s.tables.entry(table.to_owned()).or_default().error = Some(reason.to_owned());
+/// A `RENAME TABLE` chain: the table follows it within the selection, or leaves it.
+async fn follow_rename<S: StateStore>(
+    ctx: &Ctx<S>,
+    plan: &TablePlan,
+    pairs: &[(TableName, TableName)],
+    others: &[TablePlan],
+) -> Result<Outcome> {
+    // Renames apply left to right: follow this table through the chain.
+    let mut name = (plan.def.db.clone(), plan.def.name.clone());
+    for (from, to) in pairs {
+        if *from == name {
+            name = to.clone();
+        }
+    }
+    let from = (plan.def.db.clone(), plan.def.name.clone());
+    if membership(&ctx.cfg.tables, &from, &name) != Membership::Stays {
+        return Ok(Outcome::Stop);
+    }
+    let def = TableDef {
+        db: name.0.clone(),
+        name: name.1.clone(),
+        ..plan.def.clone()
+    };
+    let new = match TablePlan::selected(def, &ctx.cfg.tables) {
+        Ok(new) => new,
+        Err(e) => return Ok(Outcome::Isolate(e)),
+    };
+    if let Some(collision) = new.collision(others) {
+        return Ok(Outcome::Isolate(collision));
+    }
+    if new.target != plan.target && !ctx.target_has_columns(&new).await? {
+        let db = ident(ctx.db());
+        let sql = format!(
+            "RENAME TABLE {db}.{} TO {db}.{}",
+            ident(&plan.target),
+            ident(&new.target)
+        );
+        ctx.target.execute_sync(&sql).await?;
+    }
+    info!(pipe = %ctx.name(), from = %plan.def.qualified(), to = %new.def.qualified(), "table renamed in the source: followed");
+    Ok(Outcome::Replace(new))
+}
+
+/// A table created in the source that the selection includes: its target is created
+/// empty and it is replicated from here on (`CREATE … SELECT` rows follow as row events).
+/// A target left by an earlier table of that name (kept after its `DROP`) is replaced. After
+/// `CREATE TABLE IF NOT EXISTS`, which the server logs even when the table was there, an
+/// existing target may hold anything: the table is rebuilt from a snapshot instead
+/// (returns true).
+async fn created<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &mut Ledger<S>,
+    change: &SchemaChange,
+    ct: &CreateTable,
+    applies_from: u64,
+) -> Result<bool> {
+    let name = format!("{}.{}", ct.table.0, ct.table.1);
+    let at = |what: String| format!("`{}` at {}: {what}", change.statement, change.position);
+    let plan = match created_plan(ctx, ledger, ct).await? {
+        Ok(plan) => plan,
+        Err(reason) => {
+            let reason = at(format!("created, but cannot be replicated: {reason}; `tributary tables resync` loads it once it can be"));
+            ledger.isolate(&name, reason, false).await?;
+            return Ok(false);
+        }
+    };
+    if let Some(collision) = plan.collision(&ledger.tables.plans()) {
+        ledger.isolate(&name, at(collision), false).await?;
+        return Ok(false);
+    }
+    if ctx.target_exists(&plan.target).await? {
+        if ct.if_not_exists {
+            let reason = at("the target table already exists and the source table may have too; the table is rebuilt from a snapshot once replication has passed the change".into());
+            ledger.isolate(&name, reason, true).await?;
+            return Ok(true);
+        }
+        warn!(pipe = %ctx.name(), table = %name, "table created again in the source: its earlier target table is replaced");
+        let sql = format!("DROP TABLE IF EXISTS {}", ctx.quoted(&plan.target));
+        ctx.target.execute_sync(&sql).await?;
+    }
+    ctx.target
+        .execute_sync(&create_table_sql(ctx.db(), &plan))
+        .await?;
+    ctx.store.save_definition(&plan.def, applies_from).await?;
+    // Created empty at this position: nothing to snapshot.
+    let progress = Progress {
+        seq: 1,
+        done: true,
+        ..Progress::default()
+    };
+    ctx.store.save_progress(&name, &progress).await?;
+    info!(pipe = %ctx.name(), table = %name, "table created in the source: replicated from here on");
+    ctx.handle.update(|s| {
+        s.tables.entry(name.clone()).or_default().done = true;
     });
-    Ok(())
+    let step = ledger.tables.add(plan);
+    ledger.apply(step).await?;
+    Ok(false)
+}
+
+/// The plan of a created table, or why it cannot be replicated.
+async fn created_plan<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &Ledger<S>,
+    ct: &CreateTable,
+) -> Result<Result<TablePlan, String>> {
+    let charset = match &ct.charset {
+        Some(c) => c.clone(),
+        None => database_charset(ctx, &ct.table.0).await?,
+    };
+    let defaults = Defaults {
+        charset: &charset,
+        flavor: ctx.source.flavor,
+    };
+    let def = match &ct.like {
+        // The copy has the columns and key the source table has at this position: the
+        // definition this pipe holds for it, when it replicates it.
+        Some((db, table)) => ledger
+            .tables
+            .replicated_plan(db, table)
+            .map(|p| TableDef {
+                db: ct.table.0.clone(),
+                name: ct.table.1.clone(),
+                ..p.def.clone()
+            })
+            .ok_or_else(|| {
+                format!("created LIKE `{db}`.`{table}`, which this pipe does not replicate: its columns are not known here")
+            }),
+        None => ct.table_def(&defaults).map_err(|e| e.to_string()),
+    };
+    let name = format!("{}.{}", ct.table.0, ct.table.1);
+    Ok(def.and_then(|def| {
+        if def.primary_key.is_empty() {
+            Err(format!("{name} has no primary key"))
+        } else {
+            TablePlan::selected(def, &ctx.cfg.tables)
+        }
+    }))
+}
+
+async fn database_charset<S: StateStore>(ctx: &Ctx<S>, db: &str) -> Result<String> {
+    let mut conn = ctx.source.conn().await?;
+    let charset: Option<(Option<String>,)> = ctx
+        .source
+        .exec_first_as(
+            &mut conn,
+            "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (db,),
+        )
+        .await?;
+    let _ = conn.disconnect().await;
+    Ok(charset
+        .and_then(|(c,)| c)
+        .unwrap_or_else(|| "utf8mb4".into()))
+}
+
+/// The table's default character set, for columns an ALTER adds without one.
+async fn table_charset<S: StateStore>(ctx: &Ctx<S>, db: &str, table: &str) -> Result<String> {
+    let mut conn = ctx.source.conn().await?;
+    let charset: Option<(Option<String>,)> = ctx
+        .source
+        .exec_first_as(
+            &mut conn,
+            "SELECT c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
+             JOIN information_schema.COLLATION_CHARACTER_SET_APPLICABILITY c \
+             ON c.COLLATION_NAME = t.TABLE_COLLATION \
+             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? LIMIT 1",
+            (db, table),
+        )
+        .await?;
+    let _ = conn.disconnect().await;
+    Ok(charset
+        .and_then(|(c,)| c)
+        .unwrap_or_else(|| "utf8mb4".into()))
 }

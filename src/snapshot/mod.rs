@@ -30,13 +30,13 @@ use mysql_async::{Conn, Pool, Value};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::clickhouse::ddl::insert_sql;
-use crate::clickhouse::Target;
+use crate::clickhouse::sql::insert_sql;
 use crate::decode::{encode, Origin};
 use crate::error::{Error, Result};
 use crate::schema::TablePlan;
 use crate::source::{Position, ServerFlavor, Source};
 use crate::state::{PartitionRow, Progress, StateStore};
+use crate::target::Target;
 use plan::{KeyValue, Range, Splitter};
 
 /// Bytes of RowBinary buffered before they are handed to the HTTP body.
@@ -76,22 +76,29 @@ pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> 
 }
 
 /// What loading tables needs besides the tables themselves.
-pub(crate) struct Loader<'a> {
+pub(crate) struct Loader<'a, S> {
     pub source: &'a Source,
     pub target: &'a Target,
     pub target_db: &'a str,
-    pub store: &'a StateStore,
+    pub store: &'a S,
     pub rows_per_partition: u64,
     pub parallelism: usize,
     pub tables_in_parallel: usize,
     pub pipe: &'a str,
-    /// The pipe's shared status, for per-table progress.
-    pub handle: &'a crate::pipe::control::PipeHandle,
+    /// Where each table's progress is shown (the pipe's status).
+    pub watcher: &'a dyn Watcher,
     /// `tables.options`, for each table's `partition_by`.
     pub options: &'a std::collections::BTreeMap<String, crate::config::TableOptions>,
 }
 
-/// Loads every table of `plans` not yet done; returns false when stopped by `shutdown`.
+/// Where a load shows how far each table is.
+pub(crate) trait Watcher: Sync {
+    /// The load of `table` starts (or resumes), about `estimate` rows in all.
+    fn started(&self, table: &str, estimate: u64);
+    /// `rows` of `table` are loaded; `done` once all are.
+    fn loaded(&self, table: &str, rows: u64, done: bool);
+}
+
 /// A table whose definition changed in the source while it was being loaded: its rows so far
 /// are in the target, the rest could not be read.
 #[derive(Debug, Clone)]
@@ -102,8 +109,8 @@ pub(crate) struct Changed {
 
 /// How loading tables ended: `None` if stopped by shutdown first, else the tables that
 /// changed under their load (the others are loaded).
-pub(crate) async fn load_tables(
-    loader: &Loader<'_>,
+pub(crate) async fn load_tables<S: StateStore>(
+    loader: &Loader<'_, S>,
     plans: &[&TablePlan],
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Option<Vec<Changed>>> {
@@ -159,14 +166,15 @@ struct TableProgress {
 impl TableProgress {
     /// Stores the table's progress (rows so far, and whether it is done) in the state and in
     /// the pipe's status.
-    async fn record(&self, loader: &Loader<'_>, table: &str, done: bool) -> Result<()> {
+    async fn record<S: StateStore>(
+        &self,
+        loader: &Loader<'_, S>,
+        table: &str,
+        done: bool,
+    ) -> Result<()> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let rows = self.rows.load(Ordering::Relaxed);
-        loader.handle.update(|s| {
-            let t = s.tables.entry(table.to_owned()).or_default();
-            t.rows_done = rows;
-            t.done = done;
-        });
+        loader.watcher.loaded(table, rows, done);
         let progress = Progress {
             seq,
             rows,
@@ -177,8 +185,8 @@ impl TableProgress {
     }
 }
 
-async fn load_table(
-    loader: &Loader<'_>,
+async fn load_table<S: StateStore>(
+    loader: &Loader<'_, S>,
     pool: &Pool,
     plan: &TablePlan,
     shutdown: &watch::Receiver<bool>,
@@ -193,7 +201,11 @@ async fn load_table(
         .options
         .get(&table)
         .and_then(|o| o.partition_by.as_deref());
-    let splitter = Splitter::for_table(plan, partition_by).map_err(Error::State)?;
+    let splitter =
+        Splitter::for_table(plan, partition_by).map_err(|reason| Error::Unplannable {
+            table: table.clone(),
+            reason,
+        })?;
     let mut conn = loader.source.run(pool.get_conn()).await?;
     let estimate = estimate_rows(loader.source, &mut conn, plan).await?;
     let mut partitions = store.partitions(&table).await?;
@@ -203,11 +215,7 @@ async fn load_table(
         info!(table = %table, partitions = partitions.len(), estimated_rows = estimate, "snapshot planned");
     }
     drop(conn);
-    loader.handle.update(|s| {
-        let t = s.tables.entry(table.clone()).or_default();
-        t.rows_estimated = estimate;
-        t.done = false;
-    });
+    loader.watcher.started(&table, estimate);
     let counters = Arc::new(TableProgress {
         rows: AtomicU64::new(partitions.iter().map(|p| p.rows).sum()),
         seq: AtomicU64::new(progress.seq),
@@ -254,8 +262,8 @@ async fn load_table(
 }
 
 /// One table being loaded: what each of its partition loads shares.
-struct TableLoad<'a> {
-    loader: &'a Loader<'a>,
+struct TableLoad<'a, S> {
+    loader: &'a Loader<'a, S>,
     pool: &'a Pool,
     plan: &'a TablePlan,
     splitter: &'a Splitter,
@@ -263,7 +271,7 @@ struct TableLoad<'a> {
     counters: &'a TableProgress,
 }
 
-impl TableLoad<'_> {
+impl<S: StateStore> TableLoad<'_, S> {
     /// Loads one partition unless shutting down, then records it and the table's progress.
     async fn load_and_record(
         &self,
@@ -274,12 +282,12 @@ impl TableLoad<'_> {
             return Ok(());
         }
         let table = self.plan.def.qualified();
-        let range: Range = serde_json::from_str(&partition.spec).map_err(|e| {
-            Error::State(format!(
-                "stored snapshot partition {} of {table} is unreadable: {e}",
-                partition.idx
-            ))
-        })?;
+        let range: Range =
+            serde_json::from_str(&partition.spec).map_err(|e| Error::UnreadablePartition {
+                table: table.clone(),
+                idx: partition.idx,
+                detail: e.to_string(),
+            })?;
         let mut conn = self.loader.source.run(self.pool.get_conn()).await?;
         let rows = self.load_partition(&mut conn, &range).await?;
         let store = self.loader.store;
@@ -300,11 +308,10 @@ impl TableLoad<'_> {
         let (loader, plan, counters) = (self.loader, self.plan, self.counters);
         let source = loader.source;
         let table = plan.def.qualified();
-        let (sql, params) = plan::partition_sql(plan, self.splitter, range).ok_or_else(|| {
-            Error::State(format!(
-                "{table}: partition {range:?} does not fit the table's splitter"
-            ))
-        })?;
+        let (sql, params) =
+            plan::partition_sql(plan, self.splitter, range).ok_or_else(|| Error::Bug {
+                detail: format!("{table}: partition {range:?} does not fit the table's splitter"),
+            })?;
         // UTC so TIMESTAMP values arrive as stored; utf8mb4 so text arrives as UTF-8.
         source
             .run(conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4"))
@@ -384,8 +391,8 @@ async fn estimate_rows(source: &Source, conn: &mut Conn, plan: &TablePlan) -> Re
 }
 
 /// Splits a table into partitions (see [`plan`]).
-async fn plan_partitions(
-    loader: &Loader<'_>,
+async fn plan_partitions<S: StateStore>(
+    loader: &Loader<'_, S>,
     conn: &mut Conn,
     plan: &TablePlan,
     splitter: &Splitter,
@@ -419,11 +426,8 @@ async fn plan_partitions(
                     boundaries.last().map(Vec::as_slice),
                     loader.rows_per_partition,
                 )
-                .ok_or_else(|| {
-                    Error::State(format!(
-                        "{}: unreadable partition boundary",
-                        plan.def.qualified()
-                    ))
+                .ok_or_else(|| Error::Bug {
+                    detail: format!("{}: unreadable partition boundary", plan.def.qualified()),
                 })?;
                 let row: Option<mysql_async::Row> =
                     source.run(conn.exec_first(sql, params)).await?;
@@ -445,7 +449,9 @@ async fn plan_partitions(
         .map(|(idx, range)| {
             Ok(PartitionRow {
                 idx: idx as u32,
-                spec: serde_json::to_string(range).map_err(|e| Error::State(e.to_string()))?,
+                spec: serde_json::to_string(range).map_err(|e| Error::Bug {
+                    detail: format!("partition {range:?}: {e}"),
+                })?,
                 rows: 0,
                 done: 0,
             })

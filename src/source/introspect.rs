@@ -118,7 +118,7 @@ pub(crate) async fn table_def(
         .iter()
         .map(|k| columns.iter().position(|c| &c.name == k))
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| Error::State(format!("{qualified}: primary key names an unknown column")))?;
+        .ok_or(Error::UnknownKeyColumn { table: qualified })?;
     Ok(TableDef {
         db: db.to_owned(),
         name: table.to_owned(),

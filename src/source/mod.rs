@@ -3,6 +3,7 @@
 //! Every connection of a pipe is made from the options [`Source::connect`] settled on once per
 //! provisioning, TLS included (see [`tls`]), so they all speak to the server the same way.
 
+pub(crate) mod gtid;
 pub(crate) mod introspect;
 pub(crate) mod position;
 pub(crate) mod preflight;
@@ -15,9 +16,9 @@ use std::time::Instant;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
-use crate::binlog::mariadb::GtidState;
 use crate::config::{Flavor, SourceConfig, SourceTls, SslMode};
 use crate::error::{Error, Result};
+use gtid::GtidState;
 
 /// Rows read from the largest table to measure the source's read rate.
 const SAMPLE_ROWS: u64 = 20_000;
@@ -115,7 +116,9 @@ impl Source {
             let rest = url.as_str().trim_start_matches("mariadb");
             url = format!("mysql{rest}")
                 .parse()
-                .map_err(|e| Error::State(format!("source url: {e}")))?;
+                .map_err(|e: url::ParseError| Error::SourceUrl {
+                    detail: e.to_string(),
+                })?;
         }
         let mut redacted = url.clone();
         if redacted.password().is_some() {
@@ -126,7 +129,7 @@ impl Source {
             url: redacted.clone(),
             source: Box::new(e.into()),
         })?;
-        let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
+        let password = cfg.password()?;
         let mut builder = OptsBuilder::from_opts(opts)
             .prefer_socket(false)
             .stmt_cache_size(64)
@@ -158,6 +161,17 @@ impl Source {
         };
         let _ = conn.disconnect().await;
         Ok(source)
+    }
+
+    /// A source at `url` of `flavor`, not connected (tests that never reach it).
+    #[cfg(test)]
+    pub fn unconnected(url: &str, flavor: ServerFlavor) -> Source {
+        Source {
+            opts: Opts::from_url(url).unwrap_or_default(),
+            url: url.to_owned(),
+            flavor,
+            tls: SourceTls::default(),
+        }
     }
 
     /// Wraps a driver call so its error carries the source URL (and a TLS failure is typed).

@@ -1,55 +1,21 @@
-//! The state store against the test ClickHouse (`TRIBUTARY_TEST_CLICKHOUSE_URL`), each test in
-//! a state database of its own.
+//! What every state store must answer (tests): the last write of a table's state is read
+//! back, whatever the timing; [`MemoryStore`] is held to it here, `ClickHouseStore` against
+//! the test server (`clickhouse::tests`).
 
-use super::*;
-use crate::config::TargetConfig;
-
-/// A store on a new state database of the test server, or `None` (after a notice) without one.
-fn store(prefix: &str) -> Option<StateStore> {
-    let url = crate::test_servers::url("TRIBUTARY_TEST_CLICKHOUSE_URL")?;
-    let db = format!("t_{prefix}_{:08x}", rand::random::<u32>());
-    let cfg = TargetConfig {
-        url: url.parse().expect("TRIBUTARY_TEST_CLICKHOUSE_URL is a URL"),
-        user: "default".into(),
-        password: String::new(),
-        password_file: None,
-        database: format!("{db}_data"),
-        state_database: db.clone(),
-        ca_file: None,
-        skip_verify: false,
-    };
-    let target = Target::new(&cfg).expect("target");
-    Some(StateStore::new(target, &db, "p"))
-}
-
-/// Runs statements on the store's server, panicking with the statement on error.
-async fn sql(store: &StateStore, statements: &[String]) {
-    for s in statements {
-        if let Err(e) = store.target.execute(s, &[]).await {
-            panic!("{e}\n{s}");
-        }
-    }
-}
-
-/// Runs `statement` on each table of `REVISED`.
-async fn on_revised(store: &StateStore, statement: impl Fn(String) -> String) {
-    let statements: Vec<String> = REVISED
-        .iter()
-        .map(|(name, _)| statement(store.table(name)))
-        .collect();
-    sql(store, &statements).await;
-}
+use super::memory::MemoryStore;
+use super::{Reload, StateStore};
+use crate::schema::TableDef;
 
 /// What the store reads of `d.t` (its definition at checkpoint `seq`) and the other tables.
 #[derive(Debug, PartialEq)]
-struct Seen {
-    isolated: Vec<(String, String)>,
-    overrides: Vec<(String, bool)>,
-    reloads: Vec<(String, Reload)>,
-    definition: Option<TableDef>,
+pub(super) struct Seen {
+    pub isolated: Vec<(String, String)>,
+    pub overrides: Vec<(String, bool)>,
+    pub reloads: Vec<(String, Reload)>,
+    pub definition: Option<TableDef>,
 }
 
-async fn seen(store: &StateStore, seq: u64) -> Seen {
+pub(super) async fn seen<S: StateStore>(store: &S, seq: u64) -> Seen {
     Seen {
         isolated: store.isolated().await.unwrap(),
         overrides: store.overrides().await.unwrap(),
@@ -59,7 +25,7 @@ async fn seen(store: &StateStore, seq: u64) -> Seen {
 }
 
 /// A definition of `d.t` told apart by `tag`.
-fn definition(tag: usize) -> TableDef {
+pub(super) fn definition(tag: usize) -> TableDef {
     TableDef {
         db: "d".into(),
         name: "t".into(),
@@ -68,9 +34,9 @@ fn definition(tag: usize) -> TableDef {
     }
 }
 
-/// Writes each kind of ordered state of `d.t` twice back to back, as fast as the server
+/// Writes each kind of ordered state of `d.t` twice back to back, as fast as the store
 /// answers, the second write differing from the first, and checks that the second is read.
-async fn overwrite(store: &StateStore, round: usize) {
+pub(super) async fn overwrite<S: StateStore>(store: &S, round: usize) {
     let even = round % 2 == 0;
     let reason = format!("b{round}");
     store.isolate("d.t", &format!("a{round}")).await.unwrap();
@@ -98,7 +64,7 @@ async fn overwrite(store: &StateStore, round: usize) {
 }
 
 /// What the store reads after `overwrite(round)`.
-fn last_of(round: usize) -> Seen {
+pub(super) fn last_of(round: usize) -> Seen {
     let even = round % 2 == 0;
     let table = || "d.t".to_owned();
     Seen {
@@ -115,163 +81,21 @@ fn last_of(round: usize) -> Seen {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_last_write_wins_within_a_millisecond_a_frozen_clock_and_a_restart() {
-    const ROUNDS: usize = 60;
-    let Some(store) = store("state_order") else {
-        return;
-    };
-    store.init().await.unwrap();
-    // Back-to-back writes on loopback can share a millisecond of the server clock.
-    for round in 0..ROUNDS {
+#[tokio::test]
+async fn the_memory_store_reads_back_the_last_write_as_clickhouse_does() {
+    let store = MemoryStore::new("p");
+    for round in 0..4 {
         overwrite(&store, round).await;
     }
-    // A server clock that stands still: every write ties, as two in one millisecond do.
-    on_revised(&store, |t| {
-        format!(
-            "ALTER TABLE {t} MODIFY COLUMN at DateTime64(3) \
-             DEFAULT toDateTime64('2100-01-01 00:00:00', 3)"
-        )
-    })
-    .await;
-    for round in ROUNDS..2 * ROUNDS {
-        overwrite(&store, round).await;
-    }
-    // A restart: a new store on the same state.
-    let restarted = StateStore::new(store.target.clone(), &store.db, &store.pipe);
-    restarted.init().await.unwrap();
-    overwrite(&restarted, 2 * ROUNDS).await;
-    // Merges keep the last write.
-    on_revised(&store, |t| format!("OPTIMIZE TABLE {t} FINAL")).await;
-    assert_eq!(seen(&restarted, 7).await, last_of(2 * ROUNDS));
-    sql(&store, &[format!("DROP DATABASE {}", ident(&store.db))]).await;
-}
-
-/// `REVISED` as the version before `rev` created it.
-const BEFORE_REV: [(&str, &str); 4] = [
-    (
-        "table_overrides",
-        "(pipe String, table_name String, included UInt8, at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
-    ),
-    (
-        "table_isolation",
-        "(pipe String, table_name String, reason String, at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
-    ),
-    (
-        "table_reloads",
-        "(pipe String, table_name String, state UInt8, namespace String, \
-         at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name)",
-    ),
-    (
-        "table_definitions",
-        "(pipe String, table_name String, seq UInt64, definition String, \
-         at DateTime64(3) DEFAULT now64(3)) \
-         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, table_name, seq)",
-    ),
-];
-
-/// The schema of `store`'s state tables.
-async fn schema(store: &StateStore) -> Vec<serde_json::Value> {
-    let sql = "SELECT t.name, t.engine_full, t.sorting_key, t.primary_key, \
-               groupArray((c.name, c.type, c.default_kind, c.default_expression)) AS columns \
-               FROM system.tables AS t JOIN \
-               (SELECT * FROM system.columns ORDER BY position) AS c \
-               ON c.database = t.database AND c.table = t.name WHERE t.database = {db:String} \
-               GROUP BY t.name, t.engine_full, t.sorting_key, t.primary_key ORDER BY t.name";
-    store
-        .target
-        .select(sql, &[("db", &store.db)])
-        .await
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn tables_from_before_rev_are_migrated_read_in_their_order_and_outrun() {
-    let Some(store) = store("state_migrate") else {
-        return;
-    };
-    let mut setup = vec![format!("CREATE DATABASE {}", ident(&store.db))];
-    for (name, body) in BEFORE_REV {
-        setup.push(format!("CREATE TABLE {} {body}", store.table(name)));
-    }
-    // Rows of that version, each inserted before the one it precedes by `at`, and in the
-    // future: their `at` orders them, and a write of this version still beats them.
-    let at = |ms: u32| format!("'2100-01-01 00:00:00.{ms:03}'");
-    let json = |tag| serde_json::to_string(&definition(tag)).unwrap();
-    let rows = [
-        ("table_isolation", format!("'d.t', 'second', {}", at(2))),
-        ("table_isolation", format!("'d.t', 'first', {}", at(1))),
-        ("table_isolation", format!("'d.u', '', {}", at(2))),
-        ("table_isolation", format!("'d.u', 'x', {}", at(1))),
-        ("table_overrides", format!("'d.t', 1, {}", at(2))),
-        ("table_overrides", format!("'d.t', 0, {}", at(1))),
-        ("table_reloads", format!("'d.t', 2, '#n', {}", at(2))),
-        ("table_reloads", format!("'d.t', 0, '', {}", at(1))),
-        ("table_reloads", format!("'d.u', 0, '', {}", at(2))),
-        ("table_reloads", format!("'d.u', 1, '', {}", at(1))),
-        (
-            "table_definitions",
-            format!("'d.t', 5, '{}', {}", json(1), at(2)),
-        ),
-        (
-            "table_definitions",
-            format!("'d.t', 5, '{}', {}", json(2), at(1)),
-        ),
-        (
-            "table_definitions",
-            format!("'d.t', 3, '{}', {}", json(3), at(9)),
-        ),
-    ];
-    for (name, values) in rows {
-        setup.push(format!(
-            "INSERT INTO {} SELECT 'p', {values}",
-            store.table(name)
-        ));
-    }
-    sql(&store, &setup).await;
-
-    store.init().await.unwrap();
-    let loading = Reload::Loading {
-        namespace: "#n".into(),
-    };
-    let before = Seen {
-        isolated: vec![("d.t".into(), "second".into())],
-        overrides: vec![("d.t".into(), true)],
-        reloads: vec![("d.t".into(), loading)],
-        definition: Some(definition(1)),
-    };
-    assert_eq!(seen(&store, 5).await, before);
-    let older = store.stored_definition("d.t", 4).await.unwrap();
-    assert_eq!(older, Some(definition(3)));
-
-    // Migrated, the state tables are those of a new state database; a second start keeps them.
-    let fresh = StateStore::new(store.target.clone(), &format!("{}_new", store.db), "p");
-    fresh.init().await.unwrap();
-    let new = schema(&fresh).await;
-    assert_eq!(new.len(), TABLES.len());
-    assert_eq!(schema(&store).await, new);
-    store.init().await.unwrap();
-    assert_eq!(schema(&store).await, new);
-
-    store.isolate("d.t", "").await.unwrap();
-    store.save_override("d.t", false).await.unwrap();
-    store.save_reload("d.t", None).await.unwrap();
-    store.save_definition(&definition(9), 5).await.unwrap();
-    let after = Seen {
-        isolated: Vec::new(),
-        overrides: vec![("d.t".into(), false)],
-        reloads: Vec::new(),
-        definition: Some(definition(9)),
-    };
-    assert_eq!(seen(&store, 5).await, after);
-    on_revised(&store, |t| format!("OPTIMIZE TABLE {t} FINAL")).await;
-    assert_eq!(seen(&store, 5).await, after);
-    let older = store.stored_definition("d.t", 4).await.unwrap();
-    assert_eq!(older, Some(definition(3)));
-    for db in [&store.db, &fresh.db] {
-        sql(&store, &[format!("DROP DATABASE {}", ident(db))]).await;
-    }
+    assert_eq!(seen(&store.restart(), 7).await, last_of(3));
+    // Definitions are read by the checkpoint they apply from.
+    store.save_definition(&definition(99), 3).await.unwrap();
+    assert_eq!(
+        store.stored_definition("d.t", 4).await.unwrap(),
+        Some(definition(99))
+    );
+    assert_eq!(
+        store.stored_definition("d.t", 7).await.unwrap(),
+        Some(definition(7))
+    );
 }

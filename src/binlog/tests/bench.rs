@@ -19,8 +19,8 @@ use rand::SeedableRng;
 use super::differential::parse;
 use super::gen::{self, Change, Col};
 use super::stock;
+use crate::batch::Batch;
 use crate::binlog::events::Decoder;
-use crate::pipe::batch::Batch;
 use crate::schema::{Charset, ColumnDef, SourceType};
 use crate::source::Position;
 

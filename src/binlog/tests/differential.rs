@@ -9,9 +9,9 @@ use rand::{Rng, SeedableRng};
 
 use super::gen::{self, Change, Image};
 use super::stock::{self, StockError};
+use crate::batch::Batch;
 use crate::binlog::events::Decoder;
 use crate::error::Error;
-use crate::pipe::batch::Batch;
 use crate::source::Position;
 
 pub(crate) fn parse(bytes: &[u8]) -> Event {

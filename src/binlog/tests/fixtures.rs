@@ -10,9 +10,9 @@
 use mysql_common::value::Value;
 
 use super::inspect::{inspect, run_pipe, Summary};
+use crate::batch::Batch;
 use crate::binlog::events::Decoder;
 use crate::binlog::frame::Events;
-use crate::pipe::batch::Batch;
 use crate::source::Position;
 
 const DIR: &str = concat!(

@@ -11,6 +11,7 @@ use mysql_common::binlog::events::{Event, EventData};
 use mysql_common::constants::ColumnType;
 use mysql_common::value::Value;
 
+use crate::batch::Batch;
 use crate::binlog::cell;
 use crate::binlog::events::Decoder;
 use crate::binlog::frame::Events;
@@ -18,7 +19,6 @@ use crate::binlog::mariadb;
 use crate::binlog::rows::{self, RowsHeader, RowsKind};
 use crate::binlog::tablemap::{self, TableMap};
 use crate::binlog::wire::{Malformed, Reader};
-use crate::pipe::batch::Batch;
 use crate::schema::{Charset, ColumnDef, SourceType, TableDef, TablePlan};
 use crate::source::Position;
 

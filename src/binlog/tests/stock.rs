@@ -9,8 +9,8 @@ use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::value::Value;
 
+use crate::batch::Batch;
 use crate::decode::{encode, DecodeError, Origin};
-use crate::pipe::batch::Batch;
 use crate::schema::TablePlan;
 
 /// How the stock path failed: a conversion error (compared with the fast path's), or

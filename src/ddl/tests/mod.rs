@@ -3,8 +3,8 @@
 
 mod alter;
 mod apply;
-mod clickhouse;
 mod columns;
+mod planner;
 mod roundtrip;
 mod statements;
 

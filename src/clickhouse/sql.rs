@@ -1,4 +1,5 @@
-//! Type mapping and DDL for target tables (pure).
+//! The SQL the ClickHouse writer executes for target tables (pure): type mapping, names,
+//! `CREATE TABLE` and `INSERT`.
 //!
 //! Every target table is a `ReplacingMergeTree(_tributary_version, _tributary_is_deleted)`
 //! ordered by the source primary key, so that for each key the row with the highest version

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::{TableOptions, TablesConfig};
-use crate::ddl::clickhouse::{alter, membership, truncate_sql, Membership, Migration};
+use crate::ddl::planner::{alter, membership, truncate_sql, Membership, Migration};
 use crate::schema::TablePlan;
 
 const TGT: &str = "`tgt`.`t`";
@@ -407,7 +407,7 @@ fn renamed_tables_and_the_selection() {
 
 #[test]
 fn longest_increasing_run() {
-    use crate::ddl::clickhouse::longest_increasing;
+    use crate::ddl::planner::longest_increasing;
     assert_eq!(longest_increasing(&[]), Vec::<usize>::new());
     assert_eq!(longest_increasing(&[2, 0, 1]), vec![0, 1]);
     assert_eq!(longest_increasing(&[1, 2, 0]), vec![1, 2]);

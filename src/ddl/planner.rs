@@ -1,4 +1,5 @@
-//! ClickHouse statements that follow a source DDL, or the verdict that they cannot (pure).
+//! The ClickHouse DDL planner (pure): the statements that make the target follow a source
+//! DDL, or the verdict that they cannot. The pipe executes them (`pipe::schema_change`).
 //!
 //! **Invariant: after the statements run, the target table holds exactly what a fresh
 //! `create_table_sql` + snapshot of the new definition would hold**: the same column types
@@ -32,7 +33,7 @@
 //! server did. Run each statement with `mutations_sync = 2` so the next one sees its result.
 
 use super::{Altered, Backfill, Origin, TableName};
-use crate::clickhouse::ddl::{column_type, ident};
+use crate::clickhouse::sql::{column_type, ident};
 use crate::config::TablesConfig;
 use crate::schema::{ColumnDef, SourceType, TablePlan};
 

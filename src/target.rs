@@ -15,24 +15,12 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use crate::config::TargetConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TargetCause};
 
-/// ClickHouse error codes a retry can cure: overload, timeouts, a table being dropped/created
-/// by a concurrent DDL, a restarting server.
 /// As the clickhouse crate's own client: TCP keep-alive, and idle pooled connections closed
 /// before ClickHouse's 3 s keep-alive timeout closes them under a request.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
-
-const TRANSIENT_CODES: &[u32] = &[
-    159, // TIMEOUT_EXCEEDED
-    202, // TOO_MANY_SIMULTANEOUS_QUERIES
-    209, // SOCKET_TIMEOUT
-    210, // NETWORK_ERROR
-    241, // MEMORY_LIMIT_EXCEEDED
-    252, // TOO_MANY_PARTS
-    394, // QUERY_WAS_CANCELLED
-];
 
 #[derive(Clone)]
 pub(crate) struct Target {
@@ -45,7 +33,7 @@ pub(crate) type Params<'a> = &'a [(&'a str, &'a str)];
 
 impl Target {
     pub fn new(cfg: &TargetConfig) -> Result<Target> {
-        let password = cfg.password().map_err(|e| Error::State(e.to_string()))?;
+        let password = cfg.password()?;
         let url = cfg.url.as_str().trim_end_matches('/').to_owned();
         // The crate's TLS features take neither a CA file nor skip-verify: the HTTP client is
         // built here, over the same hyper stack.
@@ -108,17 +96,18 @@ impl Target {
             };
         }
         let message = err.to_string();
-        let transient = match &err {
-            clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => true,
-            clickhouse::error::Error::BadResponse(text) => error_code(text)
-                .map(|code| TRANSIENT_CODES.contains(&code))
-                .unwrap_or(true),
-            _ => false,
+        let cause = match &err {
+            clickhouse::error::Error::Network(_) => TargetCause::Network,
+            clickhouse::error::Error::TimedOut => TargetCause::TimedOut,
+            clickhouse::error::Error::BadResponse(text) => TargetCause::Server {
+                code: error_code(text),
+            },
+            _ => TargetCause::Client,
         };
         Error::Target {
             url: self.url.clone(),
             message,
-            transient,
+            cause,
         }
     }
 
@@ -170,7 +159,7 @@ impl Target {
                 serde_json::from_slice(line).map_err(|e| Error::Target {
                     url: self.url.clone(),
                     message: format!("unexpected answer to `{sql}`: {e}"),
-                    transient: false,
+                    cause: TargetCause::Answer,
                 })
             })
             .collect()
