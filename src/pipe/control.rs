@@ -112,17 +112,15 @@ impl PipeHandle {
         )
     }
 
-    /// A copy of the current status, its lag and stall as of now (not of the last publish).
+    /// A copy of the current status, with its lag and stall as of now: they are derived from
+    /// the pipe's health when read, never stored.
     pub fn status(&self) -> PipeStatus {
         let mut status = self
             .status
             .read()
             .map(|s| s.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        let health = match self.health.lock() {
-            Ok(h) => h,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let health = self.lock_health();
         let now = Moment::now();
         status.lag_seconds = rounded(health.lag(now));
         status.stalled = health.stall(now);
@@ -140,14 +138,12 @@ impl PipeHandle {
         crate::metrics::tables_isolated(&status.name, isolated);
     }
 
-    /// Changes the pipe's health (pipe task only), then publishes its lag, stall and newest
-    /// error into the status and the metrics. Also called every second to let the lag grow.
+    /// Changes the pipe's health (pipe task only), then publishes its lag and stall to the
+    /// metrics and its newest error to the status. Also called every second to let the lag
+    /// gauge grow.
     pub fn health(&self, f: impl FnOnce(&mut Health)) {
         let (lag, stalled, error) = {
-            let mut health = match self.health.lock() {
-                Ok(h) => h,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut health = self.lock_health();
             f(&mut health);
             let now = Moment::now();
             (health.lag(now), health.stall(now), health.take_new_error())
@@ -155,12 +151,16 @@ impl PipeHandle {
         self.update(|s| {
             crate::metrics::lag_seconds(&s.name, lag.unwrap_or(0.0));
             crate::metrics::stalled(&s.name, stalled.is_some());
-            s.lag_seconds = rounded(lag);
-            s.stalled = stalled;
             if error.is_some() {
                 s.last_error = error;
             }
         });
+    }
+
+    fn lock_health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends `command` and waits for the pipe's answer.
