@@ -533,16 +533,8 @@ fn target_rows(s: &Servers, db: &str, table: &str) -> String {
     .to_owned()
 }
 
-async fn wait_until(what: &str, daemon: &Daemon, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + WITHIN;
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}\n{}",
-            support::tail(&daemon.log_text(), 20)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn wait_until(what: &str, daemon: &Daemon, done: impl FnMut() -> bool) {
+    support::wait_until(what, WITHIN, daemon, done).await;
 }
 
 /// Like [`wait_until`], but the deadline counts from the last change of `progress` (rows

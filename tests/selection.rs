@@ -6,10 +6,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql_async::Conn;
-use support::{servers, tail, Daemon, Kind, Pipe, Servers, Table};
+use support::{servers, Daemon, Kind, Pipe, Servers, Table};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -61,16 +61,8 @@ fn status(pipe: &Pipe) -> serde_json::Value {
         .map_or(serde_json::Value::Null, |a| a.json())
 }
 
-fn wait_for(what: &str, daemon: &Daemon, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WITHIN;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}\n{}",
-            tail(&daemon.log_text(), 20)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+async fn wait_for(what: &str, daemon: &Daemon, done: impl FnMut() -> bool) {
+    support::wait_until(what, WITHIN, daemon, done).await;
 }
 
 /// The live rows of target table `table`, as `id:v` sorted.
@@ -137,7 +129,8 @@ async fn two_tables_of_one_name_are_refused_at_setup_and_told_apart_by_a_templat
         let table = format!("{db}_t");
         wait_for(&format!("{table} equal"), &daemon, || {
             target(&s, &pipe.db, &table) == expected
-        });
+        })
+        .await;
     }
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     drop_databases(&s, &pipe, &[&a, &b]).await;
@@ -174,10 +167,12 @@ async fn a_table_created_under_a_taken_target_name_is_isolated_alone() {
         status(&pipe)["tables"][&isolated]["error"]
             .as_str()
             .is_some_and(|e| e.contains("already uses"))
-    });
+    })
+    .await;
     wait_for("a.t still replicated, untouched by b.t", &daemon, || {
         target(&s, &pipe.db, "t") == "1:from a,2:a goes on"
-    });
+    })
+    .await;
     // A restart keeps it that way: the replicating table keeps its target.
     daemon.terminate(Duration::from_secs(30));
     let mut daemon = Daemon::start(&config(&s, &pipe, &include, ""));
@@ -188,10 +183,12 @@ async fn a_table_created_under_a_taken_target_name_is_isolated_alone() {
     .await;
     wait_for("a.t replicated after a restart", &daemon, || {
         target(&s, &pipe.db, "t") == "1:from a,2:a goes on,3:after restart"
-    });
+    })
+    .await;
     wait_for("still isolated after a restart", &daemon, || {
         status(&pipe)["tables"][&isolated]["error"].is_string()
-    });
+    })
+    .await;
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     drop_databases(&s, &pipe, &[&a, &b]).await;
 }
@@ -260,7 +257,8 @@ async fn tables_add_keeps_to_the_selection_and_never_replaces_another_target() {
     assert_eq!(status(&pipe)["tables"][&skipped]["outside_selection"], true);
     wait_for("the widened table loaded", &daemon, || {
         target(&s, &pipe.db, "skipped") == "1:x"
-    });
+    })
+    .await;
     // And after a restart.
     daemon.terminate(Duration::from_secs(30));
     let mut daemon = Daemon::start(&s.config(&pipe, ""));
@@ -268,7 +266,8 @@ async fn tables_add_keeps_to_the_selection_and_never_replaces_another_target() {
         "still shown outside the selection after a restart",
         &daemon,
         || status(&pipe)["tables"][&skipped]["outside_selection"] == true,
-    );
+    )
+    .await;
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     drop_databases(&s, &pipe, &[&other]).await;
 }
@@ -311,7 +310,8 @@ async fn a_column_named_like_tributarys_own_isolates_only_its_table() {
         status(&pipe)["tables"][&late]["error"]
             .as_str()
             .is_some_and(|r| r.contains("_tributary_version"))
-    });
+    })
+    .await;
     s.wait_equal(&pipe.db, &[T], WITHIN, &daemon).await;
     assert_eq!(s.state(&pipe), "Running");
     let metrics = pipe.api().get("/metrics").expect("metrics").body;
@@ -426,7 +426,8 @@ async fn a_create_the_parser_cannot_follow_isolates_its_table() {
         status(&pipe)["tables"][&versioned]["error"]
             .as_str()
             .is_some_and(|r| r.contains("not understood") && r.contains("SYSTEM VERSIONING"))
-    });
+    })
+    .await;
     s.wait_equal(&pipe.db, &[T], WITHIN, &daemon).await;
     let metrics = pipe.api().get("/metrics").expect("metrics").body;
     let gauge = format!("tributary_tables_isolated{{pipe=\"{}\"}} 1", pipe.name);

@@ -261,6 +261,25 @@ flush_interval = "{flush}"
     }
 }
 
+/// Waits until `done`, checking every 200 ms; after `within`, fails with `what` and the tail
+/// of the daemon's log.
+pub async fn wait_until(
+    what: &str,
+    within: Duration,
+    daemon: &Daemon,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}\n{}",
+            tail(&daemon.log_text(), 20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One pipe under test: its names and settings.
 pub struct Pipe {
     pub name: String,
