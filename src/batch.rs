@@ -5,6 +5,7 @@
 //! so flushing it and checkpointing `position` never splits a transaction; a rolled-back
 //! transaction is truncated away and leaves neither rows nor consumed versions.
 
+use crate::clickhouse::sql::{Change, Meta};
 use crate::source::Position;
 
 #[derive(Debug, Default)]
@@ -26,6 +27,15 @@ pub(crate) enum Op {
 
 impl Op {
     pub const ALL: [Op; 3] = [Op::Insert, Op::Update, Op::Delete];
+
+    /// The change an append-only table records for it.
+    pub fn change(self) -> Change {
+        match self {
+            Op::Insert => Change::Insert,
+            Op::Update => Change::Update,
+            Op::Delete => Change::Delete,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,11 +113,11 @@ impl Batch {
     }
 
     /// Appends one row change: `encode_columns` writes the column values, the batch appends
-    /// the version and the delete flag. Returns the version used.
+    /// the version and the rest of `meta`. Returns the version used.
     pub fn push<E>(
         &mut self,
         table: usize,
-        deleted: bool,
+        meta: Meta,
         encode_columns: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<u64, E> {
         self.begin();
@@ -118,8 +128,7 @@ impl Batch {
             t.data.truncate(start);
             return Err(e);
         }
-        t.data.extend_from_slice(&version.to_le_bytes());
-        t.data.push(u8::from(deleted));
+        meta.put(&mut t.data, version);
         self.bytes += t.data.len() - start;
         t.rows += 1;
         self.next_version += 1;
@@ -254,7 +263,7 @@ mod tests {
 
     fn put(batch: &mut Batch, table: usize, byte: u8) -> u64 {
         batch
-            .push(table, false, |out| {
+            .push(table, Meta::Keyed { deleted: false }, |out| {
                 out.push(byte);
                 Ok::<(), ()>(())
             })
@@ -385,7 +394,7 @@ mod tests {
     #[test]
     fn failed_encoding_leaves_no_partial_row() {
         let mut b = Batch::new(1, 1);
-        let r = b.push(0, false, |out| {
+        let r = b.push(0, Meta::Keyed { deleted: false }, |out| {
             out.push(9);
             Err("bad")
         });

@@ -14,8 +14,6 @@ pub(crate) enum Error {
         expected: String,
         hint: String,
     },
-    #[error("table `{table}` has no primary key: tributary needs one to order and deduplicate rows in ClickHouse; add a primary key or exclude the table")]
-    NoPrimaryKey { table: String },
     #[error("table `{table}` does not exist in the source (dropped or renamed?)")]
     TableNotFound { table: String },
     #[error("{0}")]
@@ -92,6 +90,8 @@ pub(crate) enum Error {
     // State the store holds that cannot be read back.
     #[error("stored definition of {table} is unreadable: {detail}")]
     UnreadableDefinition { table: String, detail: String },
+    #[error("stored snapshot position of {table} is unreadable: {detail}")]
+    UnreadableProgress { table: String, detail: String },
     #[error("stored snapshot partition {idx} of {table} is unreadable: {detail}")]
     UnreadablePartition {
         table: String,
@@ -158,7 +158,6 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidSourceSetting { .. } => "source_setting",
-            Error::NoPrimaryKey { .. } => "no_primary_key",
             Error::Schema { .. } => "schema",
             Error::TableNotFound { .. } => "table_not_found",
             Error::Selection(_) => "selection",
@@ -179,6 +178,7 @@ impl Error {
             | Error::StoppedWhileLoading { .. }
             | Error::UnreadableDefinition { .. }
             | Error::UnreadablePartition { .. }
+            | Error::UnreadableProgress { .. }
             | Error::IllegalTransition { .. }
             | Error::Bug { .. } => "state",
         }

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub(crate) use crate::charset::Charset;
+use crate::config::Keyless;
 
 /// A replicated source table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +17,7 @@ pub(crate) struct TableDef {
     pub name: String,
     /// Every column of the table in ordinal order: the order the binlog sends them in.
     pub columns: Vec<ColumnDef>,
-    /// Indexes into `columns`, in primary key order.
+    /// Indexes into `columns`, in primary key order; empty for a table without one.
     pub primary_key: Vec<usize>,
 }
 
@@ -42,6 +43,9 @@ pub(crate) struct TablePlan {
     pub order_by: Vec<String>,
     /// Per column of `def`: whether it is replicated (`exclude_columns` clears it).
     pub included: Vec<bool>,
+    /// A table without a primary key replicated append-only (`tables.keyless = "append"`):
+    /// every change is a new row, ordered by version; `order_by` is empty.
+    pub append: bool,
 }
 
 /// The prefix of the columns tributary adds to every target table: a source column named
@@ -60,13 +64,30 @@ impl TablePlan {
             .get(&def.qualified())
             .cloned()
             .unwrap_or_default();
-        let mut plan = TablePlan::new(def, &options)?;
+        let mut plan = TablePlan::new(def, &options, tables.keyless)?;
         plan.target = tables.target_of(&plan.def.db, &plan.def.name);
         Ok(plan)
     }
 
-    pub fn new(def: TableDef, options: &crate::config::TableOptions) -> Result<TablePlan, String> {
+    /// The plan of `def` with its `options`; a table without a primary key is planned as
+    /// `keyless` says.
+    pub fn new(
+        def: TableDef,
+        options: &crate::config::TableOptions,
+        keyless: Keyless,
+    ) -> Result<TablePlan, String> {
         let table = def.qualified();
+        let append = def.primary_key.is_empty();
+        if append && keyless == Keyless::Isolate {
+            return Err(format!(
+                "{table} has no primary key: its updates and deletes cannot be applied to rows that nothing identifies; add a primary key, or set tables.keyless = \"append\" to replicate it append-only"
+            ));
+        }
+        if append && (!options.order_by.is_empty() || options.partition_by.is_some()) {
+            return Err(format!(
+                "tables.options.\"{table}\" sets order_by or partition_by, but the table has no primary key: it is replicated append-only, ordered by version and read whole"
+            ));
+        }
         if let Some(c) = def
             .columns
             .iter()
@@ -110,6 +131,7 @@ impl TablePlan {
             target: options.target.clone().unwrap_or_else(|| def.name.clone()),
             order_by,
             included,
+            append,
             def,
         })
     }

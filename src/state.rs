@@ -66,8 +66,9 @@ pub(crate) enum Reload {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Progress {
     pub seq: u64,
-    /// JSON of the last committed primary key (see `snapshot::key`), empty before the first page.
-    pub last_key: String,
+    /// Where a table without a primary key was read whole (see `snapshot::keyless`): CDC
+    /// applies only its changes after this position.
+    pub read_at: Option<Position>,
     pub rows: u64,
     pub done: bool,
 }

@@ -83,6 +83,9 @@ pub(crate) struct Decoder {
     pub last_event_time: u32,
     /// Values clamped since the CDC loop last took them.
     clamps: Vec<(String, crate::decode::Clamps)>,
+    /// Tables (plan indexes) replicated append-only, with the position their rows were read
+    /// at: their row events up to it are in the target already.
+    read_at: HashMap<usize, Position>,
 }
 
 /// A DDL statement on replicated tables, in binlog order: rows after it must not be decoded
@@ -121,7 +124,15 @@ impl Decoder {
             selection: None,
             last_event_time: 0,
             clamps: Vec::new(),
+            read_at: HashMap::new(),
         }
+    }
+
+    /// Skips the row events of table `table` (a plan index) that end at or before `position`,
+    /// where its rows were read whole (a table replicated append-only has no key under which
+    /// a change applied twice would collapse).
+    pub fn skip_until(&mut self, table: usize, position: Position) {
+        self.read_at.insert(table, position);
     }
 
     /// Tables found not to match their definition since the last call, with the reason: the
@@ -415,6 +426,11 @@ impl Decoder {
                 plan: Some(plan), ..
             }) => plan,
         };
+        if let Some(read_at) = self.read_at.get(&plan.table) {
+            if read_at.reached(&self.position(event)) {
+                return Ok(());
+            }
+        }
         let applied = plan
             .apply(&header, batch)
             .map_err(|e| self.row_error(e, plan, event));

@@ -22,6 +22,7 @@ use super::wire::{Malformed, Reader};
 use crate::batch::{Batch, Op};
 use crate::charset::to_utf8;
 use crate::clickhouse::rowbinary::put_bytes;
+use crate::clickhouse::sql::Meta;
 use crate::decode::{encode, DecodeError, Origin};
 use crate::schema::{Charset, ColumnDef, SourceType, TablePlan};
 
@@ -62,6 +63,8 @@ pub(crate) struct RowPlan {
     pub table: usize,
     map: TableMap,
     steps: Vec<Step>,
+    /// The table is replicated append-only (it has no primary key).
+    append: bool,
 }
 
 /// Why a row could not be written.
@@ -229,7 +232,12 @@ impl RowPlan {
                 }
             })
             .collect();
-        Ok(RowPlan { table, map, steps })
+        Ok(RowPlan {
+            table,
+            map,
+            steps,
+            append: plan.append,
+        })
     }
 
     pub fn map(&self) -> &TableMap {
@@ -254,11 +262,11 @@ impl RowPlan {
             match (header.before, header.after) {
                 (None, Some(after)) => {
                     batch.count(self.table, Op::Insert);
-                    self.push(&mut r, after, false, false, batch)?
+                    self.push(&mut r, after, false, self.meta(Op::Insert), batch)?
                 }
                 (Some(before), None) => {
                     batch.count(self.table, Op::Delete);
-                    self.push(&mut r, before, false, true, batch)?
+                    self.push(&mut r, before, false, self.meta(Op::Delete), batch)?
                 }
                 (Some(before), Some(after)) => {
                     batch.count(self.table, Op::Update);
@@ -269,12 +277,14 @@ impl RowPlan {
                     let partial = header.kind == RowsKind::PartialUpdate;
                     let after_start = r;
                     self.walk(&mut r, after, partial, None, Some(&mut after_key))?;
+                    // (A table without a key has empty keys: it records the new image only.)
                     if before_key != after_key {
                         let mut image = start;
-                        self.push(&mut image, before, false, true, batch)?;
+                        let deleted = Meta::Keyed { deleted: true };
+                        self.push(&mut image, before, false, deleted, batch)?;
                     }
                     let mut image = after_start;
-                    self.push(&mut image, after, partial, false, batch)?;
+                    self.push(&mut image, after, partial, self.meta(Op::Update), batch)?;
                 }
                 (None, None) => return Err(Malformed("rows event without images".into()).into()),
             }
@@ -286,16 +296,30 @@ impl RowPlan {
         Ok(())
     }
 
+    /// The metadata a row change of `op` writes: a key's state (deleted or not), or, for a
+    /// table replicated append-only, the change itself.
+    fn meta(&self, op: Op) -> Meta {
+        match self.append {
+            true => Meta::Append {
+                change: op.change(),
+                row: 0,
+            },
+            false => Meta::Keyed {
+                deleted: op == Op::Delete,
+            },
+        }
+    }
+
     fn push(
         &self,
         r: &mut Reader<'_>,
         present: &[u8],
         partial: bool,
-        deleted: bool,
+        meta: Meta,
         batch: &mut Batch,
     ) -> Result<(), RowError> {
         batch
-            .push(self.table, deleted, |out| {
+            .push(self.table, meta, |out| {
                 self.walk(r, present, partial, Some(out), None)
             })
             .map(|_| ())

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use crate::config::{Config, PipeConfig, TargetConfig};
+use crate::schema::TablePlan;
 use crate::source::preflight::{self, Level};
 use crate::source::{introspect, tls, ServerFlavor, Source};
 use crate::target::Target;
@@ -146,13 +147,19 @@ async fn check_pipe(cfg: &PipeConfig) -> bool {
         let what = format!("table {db}.{table}");
         ok &= match introspect::table_def(&source, &mut conn, db, table).await {
             Ok(def) => {
-                let key: Vec<&str> = def.primary_key_names().collect();
-                let detail = format!(
-                    "{} columns, primary key ({})",
-                    def.columns.len(),
-                    key.join(", ")
-                );
-                report(Level::Pass, &what, &detail)
+                let key: Vec<String> = def.primary_key_names().map(str::to_owned).collect();
+                let columns = def.columns.len();
+                match TablePlan::selected(def, &cfg.tables) {
+                    Ok(plan) if plan.append => {
+                        let detail = format!("{columns} columns, no primary key: replicated append-only (tables.keyless = \"append\")");
+                        report(Level::Pass, &what, &detail)
+                    }
+                    Ok(_) => {
+                        let detail = format!("{columns} columns, primary key ({})", key.join(", "));
+                        report(Level::Pass, &what, &detail)
+                    }
+                    Err(reason) => report(Level::Fail, &what, &reason),
+                }
             }
             Err(e) => report(Level::Fail, &what, &e.to_string()),
         };

@@ -358,6 +358,30 @@ pub struct TablesConfig {
     pub options: BTreeMap<String, TableOptions>,
     /// What a `DROP TABLE` (or `DROP DATABASE`) in the source does to the target table.
     pub on_source_drop: OnSourceDrop,
+    /// What becomes of a selected table without a primary key.
+    pub keyless: Keyless,
+}
+
+/// A selected table without a primary key: updates and deletes cannot be applied to a row
+/// that nothing identifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keyless {
+    /// Isolated, with the reason, while the other tables replicate.
+    #[default]
+    Isolate,
+    /// Replicated append-only: every change is a new row with its kind and version.
+    Append,
+}
+
+impl Keyless {
+    pub const ALL: [Keyless; 2] = [Keyless::Isolate, Keyless::Append];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Keyless::Isolate => "isolate",
+            Keyless::Append => "append",
+        }
+    }
 }
 
 /// The target table of a table dropped in the source.
@@ -392,6 +416,7 @@ impl Default for TablesConfig {
             exclude: Vec::new(),
             options: BTreeMap::new(),
             on_source_drop: OnSourceDrop::default(),
+            keyless: Keyless::default(),
         }
     }
 }

@@ -128,6 +128,7 @@ fn expected_example() -> Config {
                     },
                 )]),
                 on_source_drop: OnSourceDrop::Keep,
+                keyless: Keyless::Isolate,
             },
             snapshot: SnapshotConfig {
                 rows_per_partition: 100_000,
@@ -231,6 +232,20 @@ fn enums_parse_and_print() {
     }
     assert_eq!(Mode::CdcOnly.as_str(), "cdc_only");
     assert_eq!(Flavor::Mysql.as_str(), "mysql");
+}
+
+#[test]
+fn keyless_tables_are_isolated_by_default_or_appended() {
+    let keyless = |text: &str| load(text).unwrap().pipes[0].tables.keyless;
+    assert_eq!(keyless(MINIMAL), Keyless::Isolate);
+    assert_eq!(
+        keyless(&format!("{MINIMAL}keyless = \"append\"\n")),
+        Keyless::Append
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}keyless = \"dedupe\"\n")),
+        "config key `pipes[0].tables.keyless`: value `dedupe` is not a valid keyless (expected one of \"isolate\", \"append\")"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use config::{Map, Value, ValueKind};
 use url::Url;
 
 use super::{
-    read_password_file, redact_url, ApiConfig, ApiTls, Config, ConfigError, Flavor, Mode,
+    read_password_file, redact_url, ApiConfig, ApiTls, Config, ConfigError, Flavor, Keyless, Mode,
     OnSourceDrop, PipeConfig, SnapshotConfig, SourceConfig, SourceTls, SslMode, SyncConfig,
     TableOptions, TablesConfig, TargetConfig, DEFAULT_TARGET_NAME, MIN_TOKEN_LEN,
 };
@@ -66,6 +66,7 @@ const TABLES_KEYS: &[&str] = &[
     "target_name",
     "options",
     "on_source_drop",
+    "keyless",
 ];
 const OPTION_KEYS: &[&str] = &["target", "exclude_columns", "order_by", "partition_by"];
 const SNAPSHOT_KEYS: &[&str] = &["rows_per_partition", "parallelism", "tables_in_parallel"];
@@ -865,6 +866,7 @@ fn build_tables(t: &Section<'_>) -> Result<TablesConfig, ConfigError> {
         exclude,
         options: BTreeMap::new(),
         on_source_drop: t.choice("on_source_drop", &OnSourceDrop::ALL, OnSourceDrop::as_str)?,
+        keyless: t.choice("keyless", &Keyless::ALL, Keyless::as_str)?,
     };
     let options_key = t.key("options");
     let mut entries: Vec<(&String, &Value)> = match t.get("options").map(|v| &v.kind) {

@@ -308,11 +308,6 @@ pub(crate) fn apply(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let (db, name) = renamed_to.unwrap_or_else(|| (def.db.clone(), def.name.clone()));
-    if primary_key.is_empty() {
-        return Err(DdlError::NoPrimaryKey {
-            table: format!("{db}.{name}"),
-        });
-    }
     for &i in &primary_key {
         if let Some(slot) = slots.get_mut(i) {
             slot.col.nullable = false;
@@ -404,9 +399,6 @@ impl CreateTable {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if primary_key.is_empty() {
-            return Err(DdlError::NoPrimaryKey { table });
-        }
         for &i in &primary_key {
             if let Some(c) = columns.get_mut(i) {
                 c.nullable = false;

@@ -245,10 +245,6 @@ pub(crate) enum DdlError {
     },
     #[error("`{table}`: {source}")]
     Column { table: String, source: SchemaError },
-    #[error(
-        "`{table}` has no primary key after this DDL; tributary replicates only tables with one"
-    )]
-    NoPrimaryKey { table: String },
     #[error("`{table}`: {what} cannot be followed from the statement alone")]
     Unsupported { table: String, what: String },
 }

@@ -265,7 +265,7 @@ async fn look_up_gtid<S: StateStore>(ctx: &Ctx<S>, checkpoint: &mut Checkpoint) 
 }
 
 /// Loads one table's copy, retrying transient errors from its recorded partitions.
-async fn load<'l, S: StateStore>(
+pub(super) async fn load<'l, S: StateStore>(
     ctx: &Ctx<S>,
     load: &'l Load,
     shutdown: watch::Receiver<bool>,

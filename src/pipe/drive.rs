@@ -139,6 +139,10 @@ impl<S: StateStore> Driver<'_, S> {
     async fn replicate(&mut self, mut checkpoint: Checkpoint) -> Result<Driven> {
         let ctx = self.ctx;
         loop {
+            reload::run_append(ctx, self.ledger, &self.control.shutdown).await?;
+            // Running again after a step taken between CDC sessions (Modifying).
+            let reason = format!("replicating from {}", checkpoint.position);
+            self.ledger.ensure(PipeState::Running, &reason).await?;
             // Tables waiting for a reload: CDC hands back once it has passed where the source
             // is now, hence past the change that interrupted their load.
             let reload_after = match self.ledger.tables.waiting().is_empty() {
@@ -166,9 +170,6 @@ impl<S: StateStore> Driver<'_, S> {
                     }
                 }
             }
-            // Running again after a step taken between CDC sessions (Modifying).
-            let reason = format!("replicating from {}", checkpoint.position);
-            self.ledger.ensure(PipeState::Running, &reason).await?;
         }
     }
 }

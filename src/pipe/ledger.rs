@@ -116,6 +116,7 @@ impl<S: StateStore> Ledger<S> {
         if let (false, Some(cleared)) = (isolating, step.isolation()) {
             self.store.isolate(table, cleared).await?;
         }
+        let append = self.append_only(table);
         self.handle.update(|s| match &step.after {
             None => {
                 s.tables.remove(table);
@@ -125,7 +126,9 @@ impl<S: StateStore> Ledger<S> {
                     Phase::Isolated { reason, .. } => Some(reason.clone()),
                     _ => None,
                 };
-                s.tables.entry(table.to_owned()).or_default().error = error;
+                let shown = s.tables.entry(table.to_owned()).or_default();
+                shown.error = error;
+                shown.append_only = append;
             }
         });
         Ok(())
@@ -161,6 +164,12 @@ impl<S: StateStore> Ledger<S> {
             .map(|(table, _, reason)| (table.clone(), reason.clone()))
             .collect();
         self.tables.restore(replicated, kept_out, &stored, snapshot);
+        for table in self.tables.names() {
+            let append = self.append_only(&table);
+            self.handle.update(|s| {
+                s.tables.entry(table).or_default().append_only = append;
+            });
+        }
         for (table, reason) in again {
             if fresh {
                 let step = self.tables.reinstate(&table);
@@ -172,6 +181,12 @@ impl<S: StateStore> Ledger<S> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `table` is planned append-only (it has no primary key).
+    fn append_only(&self, table: &str) -> bool {
+        let plan = self.tables.get(table).and_then(|e| e.plan.as_ref());
+        plan.is_some_and(|p| p.append)
     }
 
     /// Takes `table` out of replication for `reason` (see [`Tables::isolate`]).

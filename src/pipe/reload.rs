@@ -16,9 +16,10 @@
 //! after a restart the copy keeps receiving changes and its load resumes from its recorded
 //! partitions.
 
+use tokio::sync::watch;
 use tracing::info;
 
-use super::cdc::Load;
+use super::cdc::{self, Load};
 use super::context::{aimed_at, Ctx};
 use super::ledger::Ledger;
 use super::tables::{copy_of, Phase};
@@ -75,7 +76,7 @@ async fn finish<S: StateStore>(
     namespace: &str,
 ) -> Result<()> {
     ledger
-        .enter(PipeState::Modifying, &format!("swapping in {table}"))
+        .ensure(PipeState::Modifying, &format!("swapping in {table}"))
         .await?;
     let entry = ledger.tables.get(table);
     let Some((plan, Phase::Reloading { copy, .. })) =
@@ -182,8 +183,16 @@ pub(super) async fn start_waiting<S: StateStore>(
     Ok(())
 }
 
-/// The loads CDC runs alongside it: one per table reloading into its copy.
+/// The loads CDC runs alongside it: one per table reloading into its copy, but for tables
+/// replicated append-only (see [`run_append`]).
 pub(super) fn loads<S: StateStore>(ledger: &Ledger<S>) -> Vec<Load> {
+    all_loads(ledger)
+        .into_iter()
+        .filter(|l| !l.plan.append)
+        .collect()
+}
+
+fn all_loads<S: StateStore>(ledger: &Ledger<S>) -> Vec<Load> {
     ledger
         .tables
         .reloading()
@@ -194,6 +203,26 @@ pub(super) fn loads<S: StateStore>(ledger: &Ledger<S>) -> Vec<Load> {
             namespace: namespace.to_owned(),
         })
         .collect()
+}
+
+/// Runs the reloads of tables replicated append-only while CDC waits, and swaps each copy in.
+/// Such a copy is read whole at a position only its load finds (`snapshot::keyless`), and CDC
+/// must not write into it what that read already holds: CDC goes on from its checkpoint once
+/// the copy is in, skipping the table's changes up to that position.
+pub(super) async fn run_append<S: StateStore>(
+    ctx: &Ctx<S>,
+    ledger: &mut Ledger<S>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<()> {
+    let loads: Vec<Load> = all_loads(ledger)
+        .into_iter()
+        .filter(|l| l.plan.append)
+        .collect();
+    for load in loads {
+        let (load, result) = cdc::load(ctx, &load, shutdown.clone()).await;
+        loaded(ctx, ledger, load, result).await?;
+    }
+    Ok(())
 }
 
 /// After a loaded copy (or a load that failed) was handed back by CDC.
@@ -245,7 +274,7 @@ pub(super) async fn adopt_load<S: StateStore>(store: &S, reload: &S, table: &str
         seq: u64::MAX / 2,
         rows: loaded.rows,
         done: true,
-        ..Progress::default()
+        read_at: loaded.read_at,
     };
     store.save_progress(table, &adopted).await?;
     Ok(loaded.rows)

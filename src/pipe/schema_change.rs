@@ -464,14 +464,7 @@ async fn created_plan<S: StateStore>(
             }),
         None => ct.table_def(&defaults).map_err(|e| e.to_string()),
     };
-    let name = format!("{}.{}", ct.table.0, ct.table.1);
-    Ok(def.and_then(|def| {
-        if def.primary_key.is_empty() {
-            Err(format!("{name} has no primary key"))
-        } else {
-            TablePlan::selected(def, &ctx.cfg.tables)
-        }
-    }))
+    Ok(def.and_then(|def| TablePlan::selected(def, &ctx.cfg.tables)))
 }
 
 async fn database_charset<S: StateStore>(ctx: &Ctx<S>, db: &str) -> Result<String> {

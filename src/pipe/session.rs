@@ -87,8 +87,15 @@ impl<'s, S: StateStore> Session<'s, S> {
         self.names = tables.iter().map(|(name, _)| (*name).to_owned()).collect();
         let plans: Vec<TablePlan> = tables.iter().map(|(_, plan)| (*plan).clone()).collect();
         self.inserts = self.insert_targets().await?;
-        self.decoder = Decoder::new(plans, &self.checkpoint.position)
+        let mut decoder = Decoder::new(plans.clone(), &self.checkpoint.position)
             .with_selection(self.ctx.cfg.tables.clone());
+        for (i, plan) in plans.iter().enumerate().filter(|(_, p)| p.append) {
+            let progress = self.ctx.store.progress(&plan.def.qualified()).await?;
+            if let Some(read_at) = progress.read_at {
+                decoder.skip_until(i, read_at);
+            }
+        }
+        self.decoder = decoder;
         self.batch = Batch::new(self.names.len(), self.checkpoint.next_version);
         Ok(())
     }

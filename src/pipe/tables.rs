@@ -185,6 +185,11 @@ impl Tables {
         self.selection.target_of(db, table)
     }
 
+    /// Every table of the pipe, in name order.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Entry> {
         self.entries.get(name)
     }
@@ -410,6 +415,7 @@ mod tests {
             target: table.into(),
             order_by: Vec::new(),
             included: Vec::new(),
+            append: false,
         }
     }
 

@@ -21,6 +21,7 @@ use super::session::Session;
 use super::tables::{Phase, Tables};
 use super::{reload, resync, Task};
 use crate::batch::{Batch, Taken};
+use crate::clickhouse::sql::Meta;
 use crate::config::{Flavor, Mode, PipeConfig, SourceConfig, TablesConfig, TargetConfig};
 use crate::error::Result;
 use crate::lifecycle::PipeState;
@@ -141,6 +142,7 @@ fn plan(name: &str) -> TablePlan {
         target: table.into(),
         order_by: Vec::new(),
         included: Vec::new(),
+        append: false,
     }
 }
 
@@ -242,7 +244,7 @@ fn request(command: Command) -> (Request, oneshot::Receiver<Result<String, Strin
 fn row(batch: &mut Batch, n: u8) {
     batch.begin();
     batch
-        .push(0, false, |buf| {
+        .push(0, Meta::Keyed { deleted: false }, |buf| {
             buf.push(n);
             Ok::<_, ()>(())
         })

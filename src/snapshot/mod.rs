@@ -18,6 +18,7 @@
 //! a crash may have written some blocks; its reload writes the same keys again with version 0,
 //! which ReplacingMergeTree collapses, and CDC from P0 overrides any that changed.
 
+mod keyless;
 pub(crate) mod plan;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,7 @@ use mysql_async::{Conn, Pool, Value};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::clickhouse::sql::insert_sql;
+use crate::clickhouse::sql::{insert_sql, Meta};
 use crate::decode::{encode, Origin};
 use crate::error::{Error, Result};
 use crate::schema::TablePlan;
@@ -44,32 +45,37 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// How often loading tables log their progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Opens a consistent snapshot on `conn` and returns its binlog position.
+/// Takes the binlog position of a consistent snapshot (see the module's notes).
 pub(crate) async fn begin(source: &Source, conn: &mut Conn) -> Result<Position> {
+    let position = open_snapshot(source, conn).await;
+    source.run(conn.query_drop("COMMIT")).await?;
+    position
+}
+
+/// Starts a consistent snapshot on `conn`, a read-only transaction left open (`COMMIT` ends
+/// it), and returns its binlog position.
+async fn open_snapshot(source: &Source, conn: &mut Conn) -> Result<Position> {
+    const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
     match source.flavor {
         ServerFlavor::Mariadb => {
-            source
-                .run(conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"))
-                .await?;
-            let status: Result<Vec<(String, String)>> = source
-                .query_as(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'")
-                .await;
-            source.run(conn.query_drop("COMMIT")).await?;
+            source.run(conn.query_drop(START)).await?;
+            let query = "SHOW STATUS LIKE 'binlog_snapshot_%'";
+            let status: Vec<(String, String)> = source.query_as(conn, query).await?;
             // The GTID state is looked up from the offset when CDC starts from it
             // (@@gtid_binlog_pos may already include transactions committed after the snapshot).
-            crate::source::position::snapshot_position(&status?).map_err(|detail| {
-                Error::SourceRow {
-                    query: "SHOW STATUS LIKE 'binlog_snapshot_%'".into(),
-                    detail,
-                }
+            crate::source::position::snapshot_position(&status).map_err(|detail| Error::SourceRow {
+                query: query.into(),
+                detail,
             })
         }
         ServerFlavor::Mysql => {
             source
                 .run(conn.query_drop("FLUSH TABLES WITH READ LOCK"))
                 .await?;
+            let started = source.run(conn.query_drop(START)).await;
             let position = source.current_position(conn).await;
             source.run(conn.query_drop("UNLOCK TABLES")).await?;
+            started?;
             position
         }
     }
@@ -193,6 +199,9 @@ async fn load_table<S: StateStore>(
 ) -> Result<bool> {
     let table = plan.def.qualified();
     let store = loader.store;
+    if plan.append {
+        return keyless::load(loader, pool, plan).await;
+    }
     let progress = store.progress(&table).await?;
     if progress.done {
         return Ok(true);
@@ -221,7 +230,6 @@ async fn load_table<S: StateStore>(
         seq: AtomicU64::new(progress.seq),
     });
     let pending: Vec<PartitionRow> = partitions.into_iter().filter(|p| p.done == 0).collect();
-    let insert = insert_sql(loader.target_db, plan);
     let started = Instant::now();
     let rows_at_start = counters.rows.load(Ordering::Relaxed);
 
@@ -240,7 +248,6 @@ async fn load_table<S: StateStore>(
         pool,
         plan,
         splitter: &splitter,
-        insert: &insert,
         counters: &counters,
     };
     let loads: Vec<_> = pending
@@ -267,7 +274,6 @@ struct TableLoad<'a, S> {
     pool: &'a Pool,
     plan: &'a TablePlan,
     splitter: &'a Splitter,
-    insert: &'a str,
     counters: &'a TableProgress,
 }
 
@@ -305,60 +311,87 @@ impl<S: StateStore> TableLoad<'_, S> {
     }
     /// Streams one partition into one INSERT; returns the rows written.
     async fn load_partition(&self, conn: &mut Conn, range: &Range) -> Result<u64> {
-        let (loader, plan, counters) = (self.loader, self.plan, self.counters);
-        let source = loader.source;
-        let table = plan.def.qualified();
+        let table = self.plan.def.qualified();
         let (sql, params) =
-            plan::partition_sql(plan, self.splitter, range).ok_or_else(|| Error::Bug {
+            plan::partition_sql(self.plan, self.splitter, range).ok_or_else(|| Error::Bug {
                 detail: format!("{table}: partition {range:?} does not fit the table's splitter"),
             })?;
-        // UTC so TIMESTAMP values arrive as stored; utf8mb4 so text arrives as UTF-8.
-        source
-            .run(conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4"))
-            .await?;
-        let mut result = source.run(conn.exec_iter(sql, params)).await?;
-        let mut insert = loader.target.start_insert(self.insert);
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
-        let mut rows = 0u64;
-        let mut unreported = 0u64;
-        while let Some(row) = source.run(result.next()).await? {
-            for (i, (col, included)) in plan.def.columns.iter().zip(&plan.included).enumerate() {
-                if !included {
-                    continue;
-                }
-                let value = row.as_ref(i).unwrap_or(&Value::NULL);
-                encode(col, value, Origin::Snapshot, &mut buf).map_err(|source| Error::Decode {
-                    table: table.clone(),
-                    position: "snapshot".into(),
-                    source: Box::new(source),
-                })?;
-            }
-            // Taken before the next await: they were recorded on this thread.
-            if let Some(clamps) = crate::decode::take_clamps() {
-                crate::metrics::clamped_values(loader.pipe, &table, &clamps);
-            }
-            buf.extend_from_slice(&0u64.to_le_bytes()); // _tributary_version
-            buf.push(0); // _tributary_is_deleted
-            rows += 1;
-            unreported += 1;
-            if buf.len() >= CHUNK_BYTES {
-                let chunk =
-                    std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
-                insert.send(chunk).await?;
-                counters.rows.fetch_add(unreported, Ordering::Relaxed);
-                crate::metrics::snapshot_rows(loader.pipe, &table, unreported);
-                unreported = 0;
-            }
-        }
-        drop(result);
-        if rows > 0 {
-            insert.send(buf).await?;
-            insert.end().await?;
-        }
-        counters.rows.fetch_add(unreported, Ordering::Relaxed);
-        crate::metrics::snapshot_rows(loader.pipe, &table, unreported);
-        Ok(rows)
+        set_session(self.loader.source, conn).await?;
+        let meta = |_| Meta::Keyed { deleted: false };
+        copy(
+            self.loader,
+            self.plan,
+            self.counters,
+            conn,
+            (sql, params),
+            meta,
+        )
+        .await
     }
+}
+
+/// UTC so TIMESTAMP values arrive as stored; utf8mb4 so text arrives as UTF-8.
+async fn set_session(source: &Source, conn: &mut Conn) -> Result<()> {
+    source
+        .run(conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4"))
+        .await
+}
+
+/// Streams the rows of one SELECT into one INSERT into the plan's target, each row's
+/// metadata from `meta` given the row's number (from 1); returns the rows written.
+async fn copy<S>(
+    loader: &Loader<'_, S>,
+    plan: &TablePlan,
+    counters: &TableProgress,
+    conn: &mut Conn,
+    (sql, params): (String, Vec<Value>),
+    meta: impl Fn(u64) -> Meta,
+) -> Result<u64> {
+    let source = loader.source;
+    let table = plan.def.qualified();
+    let mut result = source.run(conn.exec_iter(sql, params)).await?;
+    let mut insert = loader
+        .target
+        .start_insert(&insert_sql(loader.target_db, plan));
+    let mut buf = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+    let mut rows = 0u64;
+    let mut unreported = 0u64;
+    while let Some(row) = source.run(result.next()).await? {
+        for (i, (col, included)) in plan.def.columns.iter().zip(&plan.included).enumerate() {
+            if !included {
+                continue;
+            }
+            let value = row.as_ref(i).unwrap_or(&Value::NULL);
+            encode(col, value, Origin::Snapshot, &mut buf).map_err(|source| Error::Decode {
+                table: table.clone(),
+                position: "snapshot".into(),
+                source: Box::new(source),
+            })?;
+        }
+        // Taken before the next await: they were recorded on this thread.
+        if let Some(clamps) = crate::decode::take_clamps() {
+            crate::metrics::clamped_values(loader.pipe, &table, &clamps);
+        }
+        rows += 1;
+        meta(rows).put(&mut buf, 0);
+        unreported += 1;
+        if buf.len() >= CHUNK_BYTES {
+            let chunk =
+                std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
+            insert.send(chunk).await?;
+            counters.rows.fetch_add(unreported, Ordering::Relaxed);
+            crate::metrics::snapshot_rows(loader.pipe, &table, unreported);
+            unreported = 0;
+        }
+    }
+    drop(result);
+    if rows > 0 {
+        insert.send(buf).await?;
+        insert.end().await?;
+    }
+    counters.rows.fetch_add(unreported, Ordering::Relaxed);
+    crate::metrics::snapshot_rows(loader.pipe, &table, unreported);
+    Ok(rows)
 }
 
 fn log_progress(

@@ -193,19 +193,24 @@ fn tuple_params(key: &[KeyValue]) -> Option<Vec<Value>> {
     )
 }
 
+/// The SELECT of every row of the table, its columns in source order.
+pub(crate) fn select_sql(plan: &TablePlan) -> String {
+    let cols: Vec<String> = plan.def.columns.iter().map(|c| quote(&c.name)).collect();
+    format!("SELECT {} FROM {}", cols.join(", "), table_name(plan))
+}
+
+/// `db`.`table`, quoted for the source.
+pub(crate) fn table_name(plan: &TablePlan) -> String {
+    format!("{}.{}", quote(&plan.def.db), quote(&plan.def.name))
+}
+
 /// The SELECT of one partition and its parameters; `None` if a stored bound is unreadable.
 pub(crate) fn partition_sql(
     plan: &TablePlan,
     splitter: &Splitter,
     range: &Range,
 ) -> Option<(String, Vec<Value>)> {
-    let cols: Vec<String> = plan.def.columns.iter().map(|c| quote(&c.name)).collect();
-    let mut sql = format!(
-        "SELECT {} FROM {}.{}",
-        cols.join(", "),
-        quote(&plan.def.db),
-        quote(&plan.def.name)
-    );
+    let mut sql = select_sql(plan);
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     match (splitter, range) {
@@ -270,7 +275,7 @@ pub(crate) fn boundary_sql(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TableOptions;
+    use crate::config::{Keyless, TableOptions};
     use crate::schema::{Charset, ColumnDef, TableDef};
 
     fn plan(key: &[&str]) -> TablePlan {
@@ -309,7 +314,7 @@ mod tests {
             columns,
             primary_key,
         };
-        TablePlan::new(def, &TableOptions::default()).expect("plan")
+        TablePlan::new(def, &TableOptions::default(), Keyless::Isolate).expect("plan")
     }
 
     #[test]

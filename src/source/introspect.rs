@@ -46,7 +46,7 @@ pub(crate) async fn selected_tables(
         .collect())
 }
 
-/// The definition of `db.table`; refuses tables without a primary key or with a column
+/// The definition of `db.table` (its primary key empty if it has none); refuses a column
 /// tributary cannot map exactly.
 pub(crate) async fn table_def(
     source: &Source,
@@ -111,9 +111,6 @@ pub(crate) async fn table_def(
             (db, table),
         )
         .await?;
-    if key.is_empty() {
-        return Err(Error::NoPrimaryKey { table: qualified });
-    }
     let primary_key = key
         .iter()
         .map(|k| columns.iter().position(|c| &c.name == k))
@@ -154,7 +151,7 @@ pub(crate) async fn plan_tables(
     for (db, table) in names {
         let plan = match table_def(source, conn, &db, &table).await {
             Ok(def) => TablePlan::selected(def, tables),
-            Err(e @ (Error::NoPrimaryKey { .. } | Error::Schema { .. })) => Err(e.to_string()),
+            Err(e @ Error::Schema { .. }) => Err(e.to_string()),
             // Dropped since it was listed: nothing to replicate.
             Err(Error::TableNotFound { .. }) => continue,
             Err(e) => return Err(e),

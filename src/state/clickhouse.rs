@@ -351,12 +351,26 @@ impl StateStore for ClickHouseStore {
         Ok(rows
             .into_iter()
             .next()
-            .map(|r| Progress {
-                seq: r.seq,
-                last_key: r.last_key,
-                rows: r.rows,
-                done: r.done != 0,
+            .map(|r| {
+                // The column keeps its first name; it holds the JSON of `read_at`.
+                let read_at =
+                    match r.last_key.as_str() {
+                        "" => None,
+                        json => Some(serde_json::from_str(json).map_err(|e| {
+                            Error::UnreadableProgress {
+                                table: table.to_owned(),
+                                detail: e.to_string(),
+                            }
+                        })?),
+                    };
+                Ok::<_, Error>(Progress {
+                    seq: r.seq,
+                    read_at,
+                    rows: r.rows,
+                    done: r.done != 0,
+                })
             })
+            .transpose()?
             .unwrap_or_default())
     }
 
@@ -371,6 +385,12 @@ impl StateStore for ClickHouseStore {
             p.rows.to_string(),
             u8::from(p.done).to_string(),
         );
+        let read_at = match &p.read_at {
+            None => String::new(),
+            Some(position) => serde_json::to_string(position).map_err(|e| Error::Bug {
+                detail: format!("snapshot position of {table}: {e}"),
+            })?,
+        };
         self.target
             .execute(
                 &sql,
@@ -378,7 +398,7 @@ impl StateStore for ClickHouseStore {
                     ("pipe", &self.pipe),
                     ("table", table),
                     ("seq", &seq),
-                    ("key", &p.last_key),
+                    ("key", &read_at),
                     ("rows", &rows),
                     ("done", &done),
                 ],

@@ -270,6 +270,7 @@ pub(crate) fn plan_of(
         target: "t".into(),
         order_by: vec![],
         included: (0..cols.len()).map(&mut included).collect(),
+        append: false,
     }
 }
 

@@ -355,6 +355,7 @@ pub(crate) fn plans(summary: &Summary) -> Vec<TablePlan> {
                 .collect();
             TablePlan {
                 included: vec![true; columns.len()],
+                append: false,
                 def: TableDef {
                     db: map.db.clone(),
                     name: map.table.clone(),

@@ -10,6 +10,7 @@ use mysql_common::binlog::value::BinlogValue;
 use mysql_common::value::Value;
 
 use crate::batch::Batch;
+use crate::clickhouse::sql::Meta;
 use crate::decode::{encode, DecodeError, Origin};
 use crate::schema::TablePlan;
 
@@ -77,7 +78,7 @@ fn push_row(
     batch: &mut Batch,
 ) -> Result<(), StockError> {
     batch
-        .push(table, deleted, |out| {
+        .push(table, Meta::Keyed { deleted }, |out| {
             for (i, (col, included)) in plan.def.columns.iter().zip(&plan.included).enumerate() {
                 if !included {
                     continue;

@@ -1,14 +1,14 @@
 //! ClickHouse statements for an ALTER, or the rebuild verdict.
 
 use super::*;
-use crate::config::{TableOptions, TablesConfig};
+use crate::config::{Keyless, TableOptions, TablesConfig};
 use crate::ddl::planner::{alter, membership, truncate_sql, Membership, Migration};
 use crate::schema::TablePlan;
 
 const TGT: &str = "`tgt`.`t`";
 
 fn plan(def: TableDef, options: &TableOptions) -> TablePlan {
-    TablePlan::new(def, options).unwrap()
+    TablePlan::new(def, options, Keyless::Isolate).unwrap()
 }
 
 /// The migration for `sql` on `def` with `options`.
@@ -348,6 +348,7 @@ fn options_target_and_table_level() {
         target: "t".into(),
         order_by: vec!["id".into()],
         included: vec![true; 3],
+        append: false,
     };
     let reason = match alter("tgt", &plan(base.clone(), &options), &new, &after) {
         Migration::Rebuild { reason } => reason,
