@@ -61,22 +61,27 @@ impl PipeState {
         matches!(
             (self, next),
             (Provisioning, Setup)
-                // A resync requested while Failed, or interrupted by a restart, resumes here.
-                | (Setup, Resync)
+                // The initial load, or a resync's (requested while Failed, or resumed after a
+                // restart).
                 | (Setup, Snapshot)
+                // A resync interrupted by a restart while it swapped the copies in.
+                | (Setup, Resync)
                 | (Setup, Running)
                 | (Setup, Completed)
                 | (Snapshot, Running)
                 | (Snapshot, Completed)
+                // A resync's copies are loaded: they are swapped in.
+                | (Snapshot, Resync)
                 | (Running, Pausing)
+                // Tables removed.
                 | (Running, Modifying)
-                | (Running, Resync)
+                // Tables added, or a resync.
+                | (Running, Snapshot)
                 | (Pausing, Paused)
                 | (Paused, Running)
-                | (Paused, Resync)
+                | (Paused, Snapshot)
                 | (Modifying, Running)
                 | (Resync, Running)
-                | (Failed, Resync)
         )
     }
 }
@@ -104,5 +109,13 @@ mod tests {
         assert!(!Snapshot.can_move_to(Paused));
         assert!(!Completed.can_move_to(Running));
         assert!(!Failed.can_move_to(Running));
+        // A resync loads in Snapshot and swaps in Resync, from Running or Paused; from Failed
+        // it provisions first.
+        assert!(Running.can_move_to(Snapshot));
+        assert!(Paused.can_move_to(Snapshot));
+        assert!(Snapshot.can_move_to(Resync));
+        assert!(Resync.can_move_to(Running));
+        assert!(!Running.can_move_to(Resync));
+        assert!(!Failed.can_move_to(Snapshot));
     }
 }

@@ -7,7 +7,7 @@
 use super::context::{Control, Ctx};
 use super::control::{Command, Request};
 use super::ledger::Ledger;
-use super::{loading, reload, setup};
+use super::{loading, reload, resync, setup};
 use crate::config::Mode;
 use crate::ddl::planner::truncate_sql;
 use crate::error::{Error, Result};
@@ -19,8 +19,8 @@ use crate::state::{Checkpoint, StateStore};
 pub(super) enum After {
     /// CDC goes on from the checkpoint.
     Replicate,
-    /// Provision again (a resync was requested).
-    Redrive,
+    /// Set up again and resync (requested).
+    Resync,
 }
 
 /// Acts on `request` (CDC stopped at `checkpoint`) and answers it.
@@ -33,19 +33,13 @@ pub(super) async fn handle<S: StateStore>(
 ) -> Result<After> {
     let answer = match request.command.clone() {
         Command::Resync => {
-            control.resync_requested = true;
-            ledger
-                .enter(
-                    PipeState::Resync,
-                    "requested by operator: reloading every table into *_resync tables",
-                )
-                .await?;
+            resync::request(&ctx.store, control).await?;
             let _ = request.reply.send(Ok(
-                "resync started: the tables are reloaded, then swapped in".into(),
+                "resync started: the tables are loaded into copies (Snapshot), then swapped in (Resync)".into(),
             ));
-            // Provision again: the resync takes every selected table with its current
+            // Set up again, in place: the resync takes every selected table with its current
             // definition, isolated ones included.
-            return Ok(After::Redrive);
+            return Ok(After::Resync);
         }
         Command::AddTable { table, widen } => {
             add_table(ctx, ledger, control, checkpoint, &table, widen).await
@@ -83,8 +77,8 @@ fn add_refusal(table: &str, db: &str, outside: bool, widen: bool) -> Option<Stri
     })
 }
 
-/// Modifying: creates, snapshots and starts replicating `table`. CDC continues from the
-/// pipe's checkpoint, which precedes this snapshot's position: no gap.
+/// Snapshot (unless `cdc_only`): creates, snapshots and starts replicating `table`. CDC
+/// continues from the pipe's checkpoint, which precedes this snapshot's position: no gap.
 async fn add_table<S: StateStore>(
     ctx: &Ctx<S>,
     ledger: &mut Ledger<S>,
@@ -109,9 +103,6 @@ async fn add_table<S: StateStore>(
     if let Some(collision) = plan.collision(&ledger.tables.plans()) {
         return Err(Error::Selection(collision));
     }
-    ledger
-        .enter(PipeState::Modifying, &format!("adding {table}"))
-        .await?;
     // A table added again may hold rows of its earlier replication, some with versions
     // higher than the reload's: start it empty.
     ctx.target
@@ -120,6 +111,10 @@ async fn add_table<S: StateStore>(
     let (plan, _) = setup::set_up_table(ctx, plan, Some(checkpoint.seq), true).await?;
     let mut cp = Some(checkpoint.clone());
     if ctx.cfg.mode != Mode::CdcOnly {
+        // Snapshot while it loads (CDC waits at the checkpoint); Running again after.
+        ledger
+            .enter(PipeState::Snapshot, &format!("loading added table {table}"))
+            .await?;
         let state = ledger.state();
         match loading::load(ctx, control, state, &ctx.store, &[&plan], &mut cp).await? {
             Some(changed) => loading::unchanged(&changed)?,

@@ -26,6 +26,10 @@ pub(crate) struct TableStatus {
     /// Added by an operator although `tables.include`/`exclude` do not select it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub outside_selection: bool,
+    /// Reloading into its copy (`tables resync`, a rebuild), swapped in once loaded; the
+    /// pipe stays Running meanwhile.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reloading: bool,
     /// Replicated append-only: the table has no primary key (`tables.keyless = "append"`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub append_only: bool,

@@ -22,8 +22,8 @@ pub(super) enum Driven {
     Stopped,
     /// A `snapshot_only` pipe loaded every table.
     Completed,
-    /// Provision again (a resync was requested).
-    Redrive,
+    /// Set up again, in place, and resync (requested while replicating or paused).
+    Resync,
 }
 
 pub(super) struct Driver<'a, S> {
@@ -33,15 +33,19 @@ pub(super) struct Driver<'a, S> {
 }
 
 impl<S: StateStore> Driver<'_, S> {
-    /// Drives the connected pipe; `resync` resumes or starts a resync first.
-    pub async fn run(mut self, resync: bool) -> Result<Driven> {
+    /// Drives the connected pipe; `resync` resumes or starts a resync first. `in_place`: set
+    /// up again for a resync requested while replicating, without passing through Setup (the
+    /// pipe goes from where it is straight to the resync's Snapshot).
+    pub async fn run(mut self, resync: bool, in_place: bool) -> Result<Driven> {
         let vars = setup::check_source(self.ctx).await?;
         let source = &self.ctx.source;
         let reason = format!(
             "connected to {} ({:?}); binlog settings OK",
             source.url, source.flavor
         );
-        self.ledger.enter(PipeState::Setup, &reason).await?;
+        if !in_place {
+            self.ledger.enter(PipeState::Setup, &reason).await?;
+        }
         let plans = setup::plan_tables(self.ctx, self.ledger).await?;
         let checkpoint = self.ctx.store.checkpoint().await?;
         if (checkpoint.is_none() && self.ctx.cfg.mode != Mode::CdcOnly) || resync {
@@ -140,7 +144,7 @@ impl<S: StateStore> Driver<'_, S> {
         let ctx = self.ctx;
         loop {
             reload::run_append(ctx, self.ledger, &self.control.shutdown).await?;
-            // Running again after a step taken between CDC sessions (Modifying).
+            // Running again after a step taken between CDC sessions (Modifying, Snapshot).
             let reason = format!("replicating from {}", checkpoint.position);
             self.ledger.ensure(PipeState::Running, &reason).await?;
             // Tables waiting for a reload: CDC hands back once it has passed where the source
@@ -165,8 +169,8 @@ impl<S: StateStore> Driver<'_, S> {
                 Exit::Command(request) => {
                     let after =
                         commands::handle(ctx, self.ledger, self.control, &checkpoint, request);
-                    if let After::Redrive = after.await? {
-                        return Ok(Driven::Redrive);
+                    if let After::Resync = after.await? {
+                        return Ok(Driven::Resync);
                     }
                 }
             }

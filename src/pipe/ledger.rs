@@ -128,6 +128,7 @@ impl<S: StateStore> Ledger<S> {
                 };
                 let shown = s.tables.entry(table.to_owned()).or_default();
                 shown.error = error;
+                shown.reloading = matches!(phase, Phase::Reloading { .. });
                 shown.append_only = append;
             }
         });

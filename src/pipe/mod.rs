@@ -1,5 +1,5 @@
 //! One pipe: its lifecycle from Provisioning to Running (or Completed / Failed), and the
-//! operator commands that move it between Running, Paused, Resync and Modifying.
+//! operator commands that move it between Running, Paused, Snapshot, Resync and Modifying.
 //!
 //! How it is put together, from the top: [`run`] provisions the pipe (state store, source)
 //! and hands each drive to [`drive`], which sets it up ([`setup`]), loads it ([`loading`],
@@ -106,13 +106,18 @@ pub(crate) async fn run(
         store,
         handle,
     };
+    let mut in_place = false;
     loop {
-        let error = match task.drive().await {
+        let error = match task.drive(in_place).await {
             Ok(Driven::Stopped) => return Outcome::Stopped,
             Ok(Driven::Completed) => return Outcome::Completed,
-            Ok(Driven::Redrive) => continue,
+            Ok(Driven::Resync) => {
+                in_place = true;
+                continue;
+            }
             Err(e) => e,
         };
+        in_place = false;
         if !task.failed(error).await {
             return Outcome::Failed;
         }
@@ -130,8 +135,9 @@ struct Task<S> {
 }
 
 impl<S: StateStore> Task<S> {
-    /// Provisions the pipe (state store, source), then drives it.
-    async fn drive(&mut self) -> Result<Driven> {
+    /// Provisions the pipe (state store, source), then drives it; `in_place` for a resync
+    /// requested while replicating, which is not a new start: no Provisioning, no Setup.
+    async fn drive(&mut self, in_place: bool) -> Result<Driven> {
         let retry = retry::Retry::step(&self.cfg.name, &self.handle, "connecting to ClickHouse");
         let state = self.ledger.state().map_or("starting", PipeState::as_str);
         let store = self.store.clone();
@@ -147,10 +153,12 @@ impl<S: StateStore> Task<S> {
         let last = history.first().and_then(|t| PipeState::parse(&t.to_state));
         self.ledger.resume_from(last);
         // A resync interrupted by a crash or a failure is finished before anything else.
-        let resync = self.control.resync_requested || resync::interrupted(&history);
-        self.ledger
-            .enter(PipeState::Provisioning, "daemon started")
-            .await?;
+        let resync = self.control.resync_requested || resync::pending(&self.store).await?;
+        if !in_place {
+            self.ledger
+                .enter(PipeState::Provisioning, "daemon started")
+                .await?;
+        }
         let Some(source) = self.connect().await? else {
             return Ok(Driven::Stopped);
         };
@@ -173,7 +181,7 @@ impl<S: StateStore> Task<S> {
             ledger: &mut self.ledger,
             control: &mut self.control,
         };
-        driver.run(resync).await
+        driver.run(resync, in_place).await
     }
 
     /// Connects to the source, patiently; `None` when stopped by shutdown first.
@@ -215,9 +223,13 @@ impl<S: StateStore> Task<S> {
                     return true;
                 }
                 Command::Resync => {
-                    control.resync_requested = true;
-                    let _ = request.reply.send(Ok("resync started".into()));
-                    return true;
+                    let answer = resync::request(&self.store, control).await;
+                    let ok = answer.is_ok();
+                    let answer = answer.map(|()| "resync started".to_owned());
+                    let _ = request.reply.send(answer.map_err(|e| e.to_string()));
+                    if ok {
+                        return true;
+                    }
                 }
                 _ => {
                     let _ = request.reply.send(Err(

@@ -15,6 +15,10 @@
 //! loaded with. Where each reload stands is kept in the state store (through the ledger):
 //! after a restart the copy keeps receiving changes and its load resumes from its recorded
 //! partitions.
+//!
+//! The pipe stays `Running` through a table's reload: every other table replicates as before,
+//! and a pipe-wide `Snapshot` for hours would say otherwise. The table's status shows the
+//! reload (`reloading`, with its load's progress).
 
 use tokio::sync::watch;
 use tracing::info;
@@ -24,11 +28,10 @@ use super::context::{aimed_at, Ctx};
 use super::ledger::Ledger;
 use super::tables::{copy_of, Phase};
 use crate::error::{Error, Result};
-use crate::lifecycle::PipeState;
 use crate::snapshot::Changed;
 use crate::state::{Checkpoint, Progress, StateStore};
 
-/// Modifying: starts reloading `table` into its copy with its current source definition (an
+/// Starts reloading `table` into its copy with its current source definition (an
 /// isolated table replicates again, into the copy). CDC is stopped at `checkpoint`, flushed,
 /// and continues from it, loading the copy meanwhile.
 pub(super) async fn start<S: StateStore>(
@@ -42,12 +45,8 @@ pub(super) async fn start<S: StateStore>(
             table: table.to_owned(),
         });
     }
-    // Read before the pipe changes state: a table gone from the source leaves it Running.
+    // Read before anything is written: a table gone from the source leaves it as it was.
     let live = ctx.current_plan(table).await?;
-    // Several reloads may start in one stop of CDC: one Modifying for all of them.
-    ledger
-        .ensure(PipeState::Modifying, &format!("reloading {table}"))
-        .await?;
     let copy = aimed_at(&live, &copy_of(&live.target));
     ctx.drop_table(&copy.target).await?;
     ctx.create_table(&copy).await?;
@@ -56,9 +55,10 @@ pub(super) async fn start<S: StateStore>(
     let namespace = format!("#reload-{table}-{:016x}", rand::random::<u64>());
     let step = ledger.tables.start_reload(live, namespace);
     ledger.apply(step).await?;
+    // Its load's progress starts over (the phase's flags were set by the step).
     ctx.handle.update(|s| {
         let t = s.tables.entry(table.to_owned()).or_default();
-        *t = Default::default();
+        (t.rows_done, t.rows_estimated, t.done) = (0, 0, false);
     });
     info!(pipe = %ctx.name(), table, copy = %copy.target, "reload started");
     Ok(format!(
@@ -67,17 +67,14 @@ pub(super) async fn start<S: StateStore>(
     ))
 }
 
-/// Modifying: the copy of `table` is loaded (CDC stopped, flushed): swaps it in, drops the
-/// old data, and the table replicates into its own target again.
+/// The copy of `table` is loaded (CDC stopped, flushed): swaps it in, drops the old data, and
+/// the table replicates into its own target again.
 async fn finish<S: StateStore>(
     ctx: &Ctx<S>,
     ledger: &mut Ledger<S>,
     table: &str,
     namespace: &str,
 ) -> Result<()> {
-    ledger
-        .ensure(PipeState::Modifying, &format!("swapping in {table}"))
-        .await?;
     let entry = ledger.tables.get(table);
     let Some((plan, Phase::Reloading { copy, .. })) =
         entry.and_then(|e| Some((e.plan.clone()?, e.phase.clone())))

@@ -1,11 +1,12 @@
 //! Resync: reload every table of the pipe into its copy while the current tables keep serving
-//! reads, swap each pair atomically with `EXCHANGE TABLES`, drop the old data and continue CDC
-//! from the resync's own snapshot position.
+//! reads (the pipe in `Snapshot`), swap each pair atomically with `EXCHANGE TABLES` (in
+//! `Resync`), drop the old data and continue CDC from the resync's own snapshot position.
 //!
 //! A resync keeps its progress under its own state key (`<pipe>#resync<N>`, N = resyncs
-//! completed before it), so a crash or failure resumes it where it stopped; each swap is
-//! recorded, so a resumed resync never swaps a pair back. One table is reloaded alongside CDC
-//! instead (see [`super::reload`]).
+//! completed before it), where it is recorded as requested before it is answered, so a crash
+//! or failure resumes it where it stopped, in the state it stopped in; each swap is recorded,
+//! so a resumed resync never swaps a pair back. One table is reloaded alongside CDC instead
+//! (see [`super::reload`]).
 
 use super::context::{aimed_at, Control, Ctx};
 use super::ledger::Ledger;
@@ -25,9 +26,9 @@ pub(super) fn completed(history: &[Transition]) -> usize {
         .count()
 }
 
-/// Whether `history` (newest first) ends in a resync that did not complete: a crash or a
-/// failure interrupted it, and it is finished before anything else.
-pub(super) fn interrupted(history: &[Transition]) -> bool {
+/// Whether `history` (newest first) ends in a resync's swap: a crash or a failure
+/// interrupted it there, and it resumes there (not in Snapshot: its copies are loaded).
+fn swapping(history: &[Transition]) -> bool {
     history
         .iter()
         .filter_map(|t| PipeState::parse(&t.to_state))
@@ -38,6 +39,35 @@ pub(super) fn interrupted(history: &[Transition]) -> bool {
             )
         })
         == Some(PipeState::Resync)
+}
+
+/// The state key of the next resync (see the module's notes).
+async fn next<S: StateStore>(store: &S) -> Result<S> {
+    let history = store.history(10_000).await?;
+    Ok(store.namespaced(&format!("#resync{}", completed(&history))))
+}
+
+/// The progress key that records a resync as requested.
+const REQUESTED: &str = "#requested";
+
+/// Records a resync as requested (it is resumed after a restart until it completes).
+pub(super) async fn request<S: StateStore>(store: &S, control: &mut Control) -> Result<()> {
+    let requested = Progress {
+        seq: 1,
+        done: true,
+        ..Progress::default()
+    };
+    next(store)
+        .await?
+        .save_progress(REQUESTED, &requested)
+        .await?;
+    control.resync_requested = true;
+    Ok(())
+}
+
+/// Whether a resync was requested and has not completed.
+pub(super) async fn pending<S: StateStore>(store: &S) -> Result<bool> {
+    Ok(next(store).await?.progress(REQUESTED).await?.done)
 }
 
 /// The state key of the swap of `table`, done once.
@@ -52,16 +82,19 @@ pub(super) async fn run<S: StateStore>(
     ledger: &mut Ledger<S>,
     control: &mut Control,
 ) -> Result<Option<Checkpoint>> {
-    ledger
-        .ensure(
-            PipeState::Resync,
-            "reloading every table into *_resync tables",
-        )
-        .await?;
     let history = ctx.store.history(10_000).await?;
     let store = ctx
         .store
         .namespaced(&format!("#resync{}", completed(&history)));
+    let swap_only = swapping(&history);
+    if !swap_only {
+        ledger
+            .ensure(
+                PipeState::Snapshot,
+                "resync: loading every table into its copy (*_resync)",
+            )
+            .await?;
+    }
     let fresh = store.snapshot_start().await?.is_none();
     if fresh {
         // Every table is reloaded: table reloads in progress or waiting are superseded (their
@@ -70,7 +103,7 @@ pub(super) async fn run<S: StateStore>(
             ledger.apply(step).await?;
         }
     }
-    let plans: Vec<TablePlan> = ledger.tables.plans();
+    let plans: Vec<TablePlan> = ledger.tables.resynced();
     let copies: Vec<TablePlan> = plans
         .iter()
         .map(|p| aimed_at(p, &copy_of(&p.target)))
@@ -93,6 +126,9 @@ pub(super) async fn run<S: StateStore>(
         .ok_or_else(|| Error::Bug {
             detail: "resync finished without a snapshot position".into(),
         })?;
+    ledger
+        .ensure(PipeState::Resync, "resync: swapping the loaded copies in")
+        .await?;
     swap_all(ctx, &store, &plans).await?;
     for plan in &plans {
         let step = ledger.tables.loaded(&plan.def.qualified());
@@ -146,21 +182,25 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_resync_is_told_from_the_history() {
-        // Newest first: a resync, then a crash (the daemon provisions again) and a failure.
+    fn a_resync_interrupted_in_its_swap_is_told_from_the_history() {
+        // Newest first: a resync's swap, then a crash (the daemon provisions again) and a
+        // failure.
         let history = [
             moved("Provisioning", "Failed"),
             moved("Failed", "Provisioning"),
             moved("Setup", "Provisioning"),
             moved("Provisioning", "Setup"),
-            moved("Running", "Resync"),
+            moved("Snapshot", "Resync"),
+            moved("Running", "Snapshot"),
             moved("Snapshot", "Running"),
         ];
-        assert!(interrupted(&history));
+        assert!(swapping(&history));
         assert_eq!(completed(&history), 0);
-        let done = [moved("Resync", "Running"), moved("Running", "Resync")];
-        assert!(!interrupted(&done));
+        let loading = [moved("Setup", "Snapshot"), moved("Provisioning", "Setup")];
+        assert!(!swapping(&loading));
+        let done = [moved("Resync", "Running"), moved("Snapshot", "Resync")];
+        assert!(!swapping(&done));
         assert_eq!(completed(&done), 1);
-        assert!(!interrupted(&[]));
+        assert!(!swapping(&[]));
     }
 }

@@ -215,6 +215,16 @@ impl Tables {
             .collect()
     }
 
+    /// The plans of the tables a resync reloads: those CDC replicates and those still to be
+    /// loaded (a pipe that failed before its first load); not isolated ones.
+    pub fn resynced(&self) -> Vec<TablePlan> {
+        self.entries
+            .values()
+            .filter(|e| !matches!(e.phase, Phase::Isolated { .. }))
+            .filter_map(|e| e.plan.clone())
+            .collect()
+    }
+
     /// Tables whose initial snapshot is still to be loaded.
     pub fn loading(&self) -> Vec<&TablePlan> {
         self.entries

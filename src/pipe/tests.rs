@@ -427,12 +427,13 @@ async fn a_resync_is_resumed_after_a_crash_and_never_swaps_a_table_twice() {
     let (asked, answer) = request(Command::Resync);
     let ctx = &pipe.ctx;
     let after = commands::handle(ctx, &mut pipe.ledger, &mut pipe.control, &checkpoint, asked);
-    assert!(matches!(after.await.unwrap(), After::Redrive));
+    assert!(matches!(after.await.unwrap(), After::Resync));
     assert!(pipe.control.resync_requested);
     assert_eq!(
         answer.await.unwrap().unwrap(),
-        "resync started: the tables are reloaded, then swapped in"
+        "resync started: the tables are loaded into copies (Snapshot), then swapped in (Resync)"
     );
+    assert!(resync::pending(&pipe.ctx.store).await.unwrap());
 
     // The daemon dies during the resync: both copies loaded, `d.a` already swapped in.
     let resync = pipe.ctx.store.namespaced("#resync0");
@@ -455,7 +456,8 @@ async fn a_resync_is_resumed_after_a_crash_and_never_swaps_a_table_twice() {
 
     let mut restarted = pipe.restart(&["d.a", "d.b"]).await;
     let history = restarted.ctx.store.history(100).await.unwrap();
-    assert!(resync::interrupted(&history), "the resync is resumed first");
+    let pending = resync::pending(&restarted.ctx.store).await.unwrap();
+    assert!(pending, "the resync is resumed first");
     assert_eq!(resync::completed(&history), 0);
     for state in [PipeState::Provisioning, PipeState::Setup] {
         restarted.ledger.enter(state, "restarted").await.unwrap();
@@ -480,6 +482,10 @@ async fn a_resync_is_resumed_after_a_crash_and_never_swaps_a_table_twice() {
     );
     assert!(!restarted.control.resync_requested);
     assert_eq!(restarted.ctx.store.progress("d.b").await.unwrap().rows, 5);
+    // It resumed in Snapshot (it stopped there) and swapped in Resync.
+    let history = restarted.ctx.store.history(100).await.unwrap();
+    let states: Vec<&str> = history.iter().map(|t| t.to_state.as_str()).collect();
+    assert_eq!(states[..3], ["Resync", "Snapshot", "Setup"]);
     restarted
         .ledger
         .enter(PipeState::Running, "resynced")
@@ -491,7 +497,7 @@ async fn a_resync_is_resumed_after_a_crash_and_never_swaps_a_table_twice() {
         1,
         "the next resync has a key of its own"
     );
-    assert!(!resync::interrupted(&history));
+    assert!(!resync::pending(&restarted.ctx.store).await.unwrap());
 }
 
 #[tokio::test]
@@ -556,7 +562,9 @@ async fn an_isolated_table_stays_out_across_restarts_until_its_reload_is_swapped
     assert_eq!(pipe.ctx.store.reloads().await.unwrap(), Vec::new());
     let shown = pipe.ctx.handle.status().tables["d.b"].clone();
     assert_eq!((shown.rows_done, shown.done, shown.error), (12, true, None));
-    assert_eq!(pipe.ledger.state(), Some(PipeState::Modifying));
+    assert!(!shown.reloading);
+    // A table's reload leaves the pipe Running (see `reload`).
+    assert_eq!(pipe.ledger.state(), Some(PipeState::Running));
     let pipe = pipe.restart(&["d.a", "d.b"]).await;
     assert_eq!(pipe.ledger.tables.phase("d.b"), Some(&Phase::Live));
 }

@@ -241,6 +241,49 @@ flush_interval = "{flush}"
         .to_owned()
     }
 
+    /// The seq of the pipe's last state transition (0 before the first).
+    pub fn last_transition(&self, pipe: &Pipe) -> u64 {
+        self.ch_try(&format!(
+            "SELECT max(seq) FROM `{}_state`.pipe_state WHERE pipe = '{}'",
+            pipe.db, pipe.name
+        ))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+    }
+
+    /// The states the pipe entered after transition `seq`, in order (the state store's
+    /// history).
+    pub fn states_after(&self, pipe: &Pipe, seq: u64) -> Vec<String> {
+        let tsv = self.ch_try(&format!(
+            "SELECT to_state FROM `{}_state`.pipe_state WHERE pipe = '{}' AND seq > {seq} ORDER BY seq",
+            pipe.db, pipe.name
+        ));
+        tsv.unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    /// Waits until the history after transition `seq` has as many steps as `expected` and
+    /// ends in its last state, and asserts that it is `expected`, step for step.
+    pub async fn assert_states_after(
+        &self,
+        pipe: &Pipe,
+        seq: u64,
+        expected: &[&str],
+        daemon: &Daemon,
+    ) {
+        let done = || {
+            let states = self.states_after(pipe, seq);
+            states.len() >= expected.len()
+                && states.last().map(String::as_str) == expected.last().copied()
+        };
+        let what = format!(
+            "the pipe did not go through {expected:?} (now {:?})",
+            self.states_after(pipe, seq)
+        );
+        wait_until(&what, Duration::from_secs(90), daemon, done).await;
+        assert_eq!(self.states_after(pipe, seq), expected);
+    }
+
     pub fn wait_for_state(&self, pipe: &Pipe, state: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
