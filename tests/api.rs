@@ -568,12 +568,7 @@ async fn commands_pause_resume_resync_and_change_tables() {
 async fn the_lifecycle_follows_each_table_change_and_resync_step_by_step() {
     let Some(s) = servers() else { return };
     let pipe = Pipe::new("apilife");
-    let mut conn = s.mysql().await;
-    s.exec(&mut conn, &format!("CREATE DATABASE `{}`", pipe.db))
-        .await;
-    s.exec(&mut conn, &format!("USE `{}`", pipe.db)).await;
-    s.exec(&mut conn, DDL).await;
-    Workload::new(21).run(&mut conn, 100).await;
+    let mut conn = s.workload_tables(&pipe, 21, 100).await;
     let config = s.config(&pipe, "");
     let mut daemon = Daemon::start(&config);
     let api = pipe.api();
