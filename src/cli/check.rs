@@ -164,17 +164,8 @@ async fn check_pipe(cfg: &PipeConfig) -> bool {
             Err(e) => report(Level::Fail, &what, &e.to_string()),
         };
     }
-    ok &= match source.estimate_snapshot_secs(&mut conn, &tables).await {
-        Ok(estimate) => {
-            let (level, text) =
-                preflight::check_retention(preflight::retention_seconds(&vars), estimate);
-            report(level, "binlog retention", &text)
-        }
-        Err(e) => report(
-            Level::Warn,
-            "binlog retention",
-            &format!("cannot estimate the snapshot: {e}"),
-        ),
-    };
+    let retention = preflight::retention_seconds(&vars);
+    let (level, text) = preflight::check_retention(retention, cfg.source.max_outage.as_secs());
+    ok &= report(level, "binlog retention", &text);
     ok
 }

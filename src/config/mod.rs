@@ -267,7 +267,13 @@ pub struct SourceConfig {
     pub flavor: Flavor,
     pub password_file: Option<PathBuf>,
     pub tls: SourceTls,
+    /// The longest outage (of tributary, or of its way to the source) the binlog retention
+    /// must cover: CDC reads the binlog as it is written, from the first second of the load.
+    pub max_outage: Duration,
 }
+
+/// The default `source.max_outage`.
+pub const DEFAULT_MAX_OUTAGE: Duration = Duration::from_secs(3600);
 
 impl SourceConfig {
     /// The password: `password_file`'s content (trailing newlines trimmed) if set, else

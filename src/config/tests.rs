@@ -103,6 +103,7 @@ fn expected_example() -> Config {
                 flavor: Flavor::Auto,
                 password_file: None,
                 tls: SourceTls::default(),
+                max_outage: DEFAULT_MAX_OUTAGE,
             },
             target: TargetConfig {
                 url: Url::parse("http://127.0.0.1:8123").unwrap(),

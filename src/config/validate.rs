@@ -39,6 +39,7 @@ const SOURCE_KEYS: &[&str] = &[
     "ssl_ca",
     "ssl_cert",
     "ssl_key",
+    "max_outage",
 ];
 /// The source's TLS keys, also accepted as parameters of its URL.
 const SOURCE_TLS_KEYS: [&str; 4] = ["ssl_mode", "ssl_ca", "ssl_cert", "ssl_key"];
@@ -78,6 +79,7 @@ const SYNC_KEYS: &[&str] = &[
 ];
 const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
 const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const MAX_OUTAGE: Duration = Duration::from_secs(30 * 24 * 3600);
 const NAME_EXPECTED: &str = "a non-empty pipe name made of letters, digits, `_` and `-`";
 const IDENT_PROBLEM: &str = "is not a valid ClickHouse identifier (expected letters, digits and `_`, not starting with a digit)";
 const PATTERN_PROBLEM: &str = "is not a `db.table` pattern (expected exactly one `.` between a database and a table, e.g. \"shop.*\")";
@@ -596,6 +598,9 @@ fn build_pipe(p: &Section<'_>, base_dir: &Path) -> Result<PipeConfig, ConfigErro
         flavor: s.choice("flavor", &Flavor::ALL, Flavor::as_str)?,
         password_file: s.password_file(base_dir)?,
         tls,
+        max_outage: s
+            .duration("max_outage", MAX_OUTAGE, "30d")?
+            .unwrap_or(super::DEFAULT_MAX_OUTAGE),
     };
 
     let t = p.section("target", TARGET_KEYS)?;

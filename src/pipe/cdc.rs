@@ -77,6 +77,9 @@ pub(super) struct Cdc<'a, S> {
     /// Tables loading into their copies meanwhile; each is handed back ([`Exit::Loaded`])
     /// when its load ends.
     pub loads: Vec<Load>,
+    /// Tables whose initial snapshot loads meanwhile, into their targets, which CDC writes
+    /// too; the session takes them as loaded when all are, without stopping.
+    pub initial: Vec<TablePlan>,
 }
 
 impl<S: StateStore> Cdc<'_, S> {
@@ -157,6 +160,7 @@ impl<S: StateStore> Cdc<'_, S> {
             control,
             reload_after,
             loads,
+            initial,
         } = self;
         let ctx: &Ctx<S> = ctx;
         look_up_gtid(ctx, checkpoint).await?;
@@ -174,6 +178,8 @@ impl<S: StateStore> Cdc<'_, S> {
             .iter()
             .map(|l| load(ctx, l, control.shutdown.clone()))
             .collect();
+        let mut initial_load = std::pin::pin!(load_initial(ctx, initial, control.shutdown.clone()));
+        let mut loading_initial = !initial.is_empty();
         loop {
             session.flush_if_due().await?;
             if session.reload_due() {
@@ -190,6 +196,13 @@ impl<S: StateStore> Cdc<'_, S> {
                     let batch = &session.batch;
                     let behind = batch.in_transaction() || batch.position.is_some() || feed.pending();
                     ctx.handle.health(|h| h.behind(behind, Moment::now()));
+                }
+                result = &mut initial_load, if loading_initial => {
+                    loading_initial = false;
+                    // `None`: stopped by shutdown, which ends the session.
+                    if let Some(changed) = result? {
+                        session.initial_loaded(initial, &changed).await?;
+                    }
                 }
                 Some((load, result)) = loading.next(), if !loading.is_empty() => {
                     // The copy gets every change read so far before it is swapped in.
@@ -223,6 +236,15 @@ pub(super) async fn command<S: StateStore>(
     session: &mut Session<'_, S>,
     request: Request,
 ) -> Result<Option<Ended>> {
+    if session.ledger.state() == Some(PipeState::Snapshot) {
+        // The initial load runs beside CDC: the pipe takes commands once it is Running.
+        let refusal = match request.command {
+            Command::Resume => "the pipe is not paused",
+            _ => "the pipe is loading its initial snapshot (replication runs beside it): try again once it is Running",
+        };
+        let _ = request.reply.send(Err(refusal.into()));
+        return Ok(None);
+    }
     match request.command {
         Command::Pause => {
             let ledger = &mut *session.ledger;
@@ -288,6 +310,28 @@ pub(super) async fn load<'l, S: StateStore>(
         .await;
     // The wait always goes on: `None` only comes from the load itself (shutdown).
     (load, loaded.map(Option::flatten))
+}
+
+/// Loads the initial snapshot of `plans` into their targets beside CDC, retrying transient
+/// errors from the recorded partitions.
+async fn load_initial<S: StateStore>(
+    ctx: &Ctx<S>,
+    plans: &[TablePlan],
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<Vec<Changed>>> {
+    let loader = ctx.loader(&ctx.store, ctx.cfg.snapshot.tables_in_parallel);
+    let retry = Retry {
+        message: Some("snapshot interrupted; resuming it from its recorded partitions"),
+        ..ctx.retry("loading the snapshot")
+    };
+    let plans: Vec<&TablePlan> = plans.iter().collect();
+    let loaded = retry
+        .run(
+            || snapshot::load_tables(&loader, &plans, &shutdown),
+            retry::sleep,
+        )
+        .await;
+    loaded.map(Option::flatten)
 }
 
 /// Whether the source has written past `position` (`None`: it could not be asked in

@@ -14,6 +14,7 @@ use super::{loading, reload, resync, setup};
 use crate::config::Mode;
 use crate::error::Result;
 use crate::lifecycle::PipeState;
+use crate::schema::TablePlan;
 use crate::state::{Checkpoint, StateStore};
 
 /// How a drive ended, when it did not fail.
@@ -48,8 +49,10 @@ impl<S: StateStore> Driver<'_, S> {
         }
         let plans = setup::plan_tables(self.ctx, self.ledger).await?;
         let checkpoint = self.ctx.store.checkpoint().await?;
-        if (checkpoint.is_none() && self.ctx.cfg.mode != Mode::CdcOnly) || resync {
-            setup::check_retention(self.ctx, &vars, &plans).await?;
+        if resync {
+            setup::check_resync_retention(self.ctx, &vars, &plans).await?;
+        } else {
+            setup::warn_short_retention(self.ctx, &vars);
         }
         let seq = checkpoint.as_ref().map(|c| c.seq);
         setup::set_up(self.ctx, self.ledger, plans, seq, resync).await?;
@@ -64,12 +67,16 @@ impl<S: StateStore> Driver<'_, S> {
         self.load_and_replicate(checkpoint).await
     }
 
-    /// The snapshot of the tables not loaded yet (not in `cdc_only`), then CDC.
+    /// The snapshot of the tables not loaded yet (not in `cdc_only`) and CDC: a `snapshot_only`
+    /// pipe loads and completes; a `cdc` pipe loads its tables without a primary key first
+    /// (CDC must know where each was read), then replicates from the snapshot's position while
+    /// the other tables load beside it.
     async fn load_and_replicate(&mut self, mut checkpoint: Option<Checkpoint>) -> Result<Driven> {
-        if !self.load(&mut checkpoint).await? {
+        let snapshot_only = self.ctx.cfg.mode == Mode::SnapshotOnly;
+        if !self.load(&mut checkpoint, !snapshot_only).await? {
             return Ok(Driven::Stopped);
         }
-        if self.ctx.cfg.mode == Mode::SnapshotOnly {
+        if snapshot_only {
             let reason = if self.ledger.state() == Some(PipeState::Snapshot) {
                 "every table loaded"
             } else {
@@ -82,10 +89,22 @@ impl<S: StateStore> Driver<'_, S> {
         self.replicate(checkpoint).await
     }
 
-    /// Snapshot: loads the tables still loading; those that changed under their load are
-    /// reloaded once CDC has passed the change. False when stopped by shutdown.
-    async fn load(&mut self, checkpoint: &mut Option<Checkpoint>) -> Result<bool> {
-        let pending: Vec<_> = self.ledger.tables.loading().into_iter().cloned().collect();
+    /// Snapshot before CDC: loads the tables still loading (with `append_only`, only those
+    /// replicated append-only); those that changed under their load are reloaded once CDC has
+    /// passed the change. False when stopped by shutdown.
+    async fn load(
+        &mut self,
+        checkpoint: &mut Option<Checkpoint>,
+        append_only: bool,
+    ) -> Result<bool> {
+        let pending: Vec<_> = self
+            .ledger
+            .tables
+            .loading()
+            .into_iter()
+            .filter(|p| p.append || !append_only)
+            .cloned()
+            .collect();
         if pending.is_empty() {
             return Ok(true);
         }
@@ -102,26 +121,23 @@ impl<S: StateStore> Driver<'_, S> {
             // No binlog to catch up with: the load is simply asked for again.
             loading::unchanged(&changed)?;
         }
-        for name in names {
-            match changed.iter().find(|c| c.table == name) {
-                Some(c) => reload::defer(ctx, self.ledger, c).await?,
-                None => {
-                    let step = self.ledger.tables.loaded(&name);
-                    self.ledger.apply(step).await?;
-                }
-            }
-        }
+        self.ledger.settle_loaded(&names, &changed).await?;
         Ok(true)
     }
 
-    /// Running: from the checkpoint, or (`cdc_only`, first start) from where the source is
-    /// now, once the source is found to still hold it.
+    /// Where CDC starts: the checkpoint; on a first start, the snapshot's position when tables
+    /// are to be loaded (they load beside CDC), else (`cdc_only`, or nothing to load) where
+    /// the source is now. Checked to be still held by the source.
     async fn start_replication(&mut self, checkpoint: Option<Checkpoint>) -> Result<Checkpoint> {
         let ctx = self.ctx;
         let checkpoint = match checkpoint {
             Some(cp) => cp,
             None => {
-                let cp = Checkpoint::start(None, ctx.current_position().await?);
+                let start = match self.ledger.tables.loading().is_empty() {
+                    true => ctx.current_position().await?,
+                    false => loading::start_position(ctx, &ctx.store).await?,
+                };
+                let cp = Checkpoint::start(None, start);
                 ctx.store.save_checkpoint(&cp).await?;
                 cp
             }
@@ -133,20 +149,37 @@ impl<S: StateStore> Driver<'_, S> {
         drop(conn);
         let position = checkpoint.position.to_string();
         ctx.handle.update(|s| s.position = Some(position));
-        let reason = format!("replicating from {}", checkpoint.position);
-        self.ledger.enter(PipeState::Running, &reason).await?;
         Ok(checkpoint)
     }
 
-    /// CDC sessions until shutdown or a resync; between them, what each handed back: reloads
-    /// to start or swap in, an operator's command.
+    /// CDC sessions until shutdown or a resync, in Snapshot while tables still load beside
+    /// them, then Running; between sessions, what each handed back: the initial load done,
+    /// reloads to start or swap in, an operator's command.
     async fn replicate(&mut self, mut checkpoint: Checkpoint) -> Result<Driven> {
         let ctx = self.ctx;
         loop {
             reload::run_append(ctx, self.ledger, &self.control.shutdown).await?;
-            // Running again after a step taken between CDC sessions (Modifying, Snapshot).
-            let reason = format!("replicating from {}", checkpoint.position);
-            self.ledger.ensure(PipeState::Running, &reason).await?;
+            let initial: Vec<TablePlan> =
+                self.ledger.tables.loading().into_iter().cloned().collect();
+            let (state, reason) = match initial.is_empty() {
+                true => (
+                    PipeState::Running,
+                    format!("replicating from {}", checkpoint.position),
+                ),
+                false => (
+                    PipeState::Snapshot,
+                    format!(
+                        "loading {} while replicating from {}",
+                        initial
+                            .iter()
+                            .map(|p| p.def.qualified())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        checkpoint.position
+                    ),
+                ),
+            };
+            self.ledger.ensure(state, &reason).await?;
             // Tables waiting for a reload: CDC hands back once it has passed where the source
             // is now, hence past the change that interrupted their load.
             let reload_after = match self.ledger.tables.waiting().is_empty() {
@@ -156,6 +189,7 @@ impl<S: StateStore> Driver<'_, S> {
             let cdc = Cdc {
                 ctx,
                 loads: reload::loads(self.ledger),
+                initial,
                 ledger: self.ledger,
                 control: self.control,
                 reload_after,

@@ -15,6 +15,7 @@ use super::tables::{Phase, Step, Stored, Tables};
 use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;
+use crate::snapshot::Changed;
 use crate::state::StateStore;
 
 pub(crate) struct Ledger<S> {
@@ -182,6 +183,35 @@ impl<S: StateStore> Ledger<S> {
             }
         }
         Ok(())
+    }
+
+    /// After the initial load of `names`: each still loading replicates as loaded, or, if it
+    /// changed under its load, is isolated (its rows are not decoded under a definition they
+    /// were not written with) and reloaded with its new definition once CDC has passed the
+    /// change. A table whose course changed meanwhile (isolated by a DDL CDC met, dropped) is
+    /// left as it is. Returns whether one waits for a reload.
+    pub async fn settle_loaded(&mut self, names: &[String], changed: &[Changed]) -> Result<bool> {
+        let mut deferred = false;
+        for name in names {
+            if self.tables.phase(name) != Some(&Phase::Loading) {
+                continue;
+            }
+            match changed.iter().find(|c| &c.table == name) {
+                Some(c) => {
+                    let reason = format!(
+                        "changed in the source while it was loaded ({}); reloaded automatically once replication has passed the change",
+                        c.error
+                    );
+                    self.isolate(name, reason, true).await?;
+                    deferred = true;
+                }
+                None => {
+                    let step = self.tables.loaded(name);
+                    self.apply(step).await?;
+                }
+            }
+        }
+        Ok(deferred)
     }
 
     /// Whether `table` is planned append-only (it has no primary key).

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;
 use crate::snapshot::{self, Changed};
+use crate::source::Position;
 use crate::state::{Checkpoint, StateStore};
 
 /// Loads `pending` tables with the progress kept in `store`; returns `None` if stopped by
@@ -28,16 +29,7 @@ pub(super) async fn load<S: StateStore, T: StateStore>(
     pending: &[&TablePlan],
     checkpoint: &mut Option<Checkpoint>,
 ) -> Result<Option<Vec<Changed>>> {
-    let start = match store.snapshot_start().await? {
-        Some(p) => p,
-        None => {
-            let mut conn = ctx.source.conn().await?;
-            let position = snapshot::begin(&ctx.source, &mut conn).await?;
-            store.save_snapshot_start(&position).await?;
-            position
-        }
-    };
-    info!(pipe = %ctx.name(), position = %start, "snapshot position");
+    let start = start_position(ctx, store).await?;
     let loader = ctx.loader(store, ctx.cfg.snapshot.tables_in_parallel);
     let shutdown = control.shutdown.clone();
     let retry = ctx.retry("loading the snapshot");
@@ -59,6 +51,25 @@ pub(super) async fn load<S: StateStore, T: StateStore>(
         *checkpoint = Some(cp);
     }
     Ok(Some(changed))
+}
+
+/// The snapshot's binlog position P0 kept in `store`, taken (and kept) on the first call: a
+/// resumed load starts CDC from where its first rows were read after.
+pub(super) async fn start_position<S: StateStore, T: StateStore>(
+    ctx: &Ctx<S>,
+    store: &T,
+) -> Result<Position> {
+    let start = match store.snapshot_start().await? {
+        Some(p) => p,
+        None => {
+            let mut conn = ctx.source.conn().await?;
+            let position = snapshot::begin(&ctx.source, &mut conn).await?;
+            store.save_snapshot_start(&position).await?;
+            position
+        }
+    };
+    info!(pipe = %ctx.name(), position = %start, "snapshot position");
+    Ok(start)
 }
 
 /// For loads that cannot defer a changed table (a resync, an added table, `snapshot_only`):

@@ -143,21 +143,6 @@ fn copy_name<S: StateStore>(ctx: &Ctx<S>, ledger: &Ledger<S>, table: &str) -> St
     }
 }
 
-/// A table that changed under its initial load: isolated (its rows are not decoded under a
-/// definition they were not written with) and reloaded with its new definition once
-/// replication has passed the change.
-pub(super) async fn defer<S: StateStore>(
-    ctx: &Ctx<S>,
-    ledger: &mut Ledger<S>,
-    changed: &Changed,
-) -> Result<()> {
-    let reason = format!(
-        "changed in the source while it was loaded ({}); reloaded automatically once replication has passed the change",
-        changed.error
-    );
-    abandon(ctx, ledger, &changed.table, reason, true).await
-}
-
 /// Starts the reloads that waited for CDC to pass their change. One that cannot start leaves
 /// its table isolated with the reason.
 pub(super) async fn start_waiting<S: StateStore>(

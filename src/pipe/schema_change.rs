@@ -234,6 +234,20 @@ async fn follow<S: StateStore>(
     let Some(plan) = entry.plan.as_ref() else {
         return Ok(Outcome::Keep);
     };
+    if entry.phase == Phase::Loading {
+        match &change.ddl {
+            // Its initial load reads it as planned, beside CDC: its rows would not follow the
+            // change. It is loaded again, with its new definition, once CDC has passed it.
+            Ddl::AlterTable { .. } | Ddl::Truncate(_) | Ddl::RowsByStatement { .. } => {
+                let reason = "changed in the source while it was loaded";
+                return Ok(Outcome::Rebuild(reason.into()));
+            }
+            // Its load reads the old name: it leaves under it, and the new name (if selected)
+            // is loaded once CDC has passed the rename (see `renamed_into_selection`).
+            Ddl::RenameTables(_) => return Ok(Outcome::Stop),
+            _ => {}
+        }
+    }
     // Rows go into the copy of a table reloading: the copy is what follows the change.
     let (written, reloading) = match &entry.phase {
         Phase::Reloading { copy, .. } => (aimed_at(plan, copy), true),

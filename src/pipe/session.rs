@@ -24,7 +24,9 @@ use crate::binlog::events::{Decoder, SchemaChange};
 use crate::binlog::feed::Queued;
 use crate::clickhouse::sql::insert_sql;
 use crate::error::Result;
+use crate::lifecycle::PipeState;
 use crate::schema::TablePlan;
+use crate::snapshot::Changed;
 use crate::source::Position;
 use crate::state::{Checkpoint, StateStore};
 
@@ -126,6 +128,27 @@ impl<'s, S: StateStore> Session<'s, S> {
             out.push(sqls);
         }
         Ok(out)
+    }
+
+    /// The initial load of `plans`, beside this session, is done: they replicate as loaded
+    /// (see [`Ledger::settle_loaded`]); one that changed under its load waits for a reload
+    /// until CDC has passed where the source is now. Running once nothing loads any more.
+    /// The session goes on: no reconnection, whose position a short retention may have purged.
+    pub async fn initial_loaded(&mut self, plans: &[TablePlan], changed: &[Changed]) -> Result<()> {
+        self.flush().await?;
+        let names: Vec<String> = plans.iter().map(|p| p.def.qualified()).collect();
+        if self.ledger.settle_loaded(&names, changed).await? {
+            *self.reload_after = Some(self.ctx.current_position().await?);
+            self.rebuild().await?;
+        }
+        if self.ledger.tables.loading().is_empty() {
+            let reason = format!(
+                "every table loaded; replicating from {}",
+                self.checkpoint.position
+            );
+            self.ledger.ensure(PipeState::Running, &reason).await?;
+        }
+        Ok(())
     }
 
     /// Whether the batch is due: full, or its interval is over with a transaction in it.

@@ -83,9 +83,9 @@ fn show_widened<S: StateStore>(ctx: &Ctx<S>, overrides: &[(String, bool)]) {
     });
 }
 
-/// Refuses to start a snapshot of `plans` the source's binlog retention cannot outlive: CDC
-/// starts where the snapshot starts, so its binlogs must be kept until the load is done.
-pub(super) async fn check_retention<S: StateStore>(
+/// Refuses to start a resync of `plans` the source's binlog retention cannot outlive: its
+/// copies load before CDC goes on from their start, so its binlogs must be kept until then.
+pub(super) async fn check_resync_retention<S: StateStore>(
     ctx: &Ctx<S>,
     vars: &Variables,
     plans: &[TablePlan],
@@ -97,7 +97,7 @@ pub(super) async fn check_retention<S: StateStore>(
     let mut conn = ctx.source.conn().await?;
     let estimate = ctx.source.estimate_snapshot_secs(&mut conn, &names).await?;
     let retention = preflight::retention_seconds(vars);
-    match preflight::check_retention(retention, estimate) {
+    match preflight::check_resync_retention(retention, estimate) {
         (preflight::Level::Fail, text) => Err(Error::InvalidSourceSetting {
             setting: "binlog retention".into(),
             actual: retention.map_or("unlimited".into(), |r| format!("{r} s")),
@@ -174,4 +174,15 @@ pub(super) async fn set_up_table<S: StateStore>(
         t.error = None;
     });
     Ok((plan, progress))
+}
+
+/// Warns when the binlog retention is shorter than `source.max_outage`: replication itself
+/// keeps up from the first second (the initial load runs beside CDC), but an outage longer
+/// than the retention would need a resync.
+pub(super) fn warn_short_retention<S: StateStore>(ctx: &Ctx<S>, vars: &Variables) {
+    let retention = preflight::retention_seconds(vars);
+    let max_outage = ctx.cfg.source.max_outage.as_secs();
+    if let (preflight::Level::Fail, text) = preflight::check_retention(retention, max_outage) {
+        warn!(pipe = %ctx.name(), retention = %text, "binlog retention");
+    }
 }

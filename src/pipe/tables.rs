@@ -5,8 +5,9 @@
 //! - Every selected table the pipe knows of has one [`Entry`]: its plan (when it has one), its
 //!   target table, and its [`Phase`]. Nothing else holds a table's phase; the state store and
 //!   the status are written from the [`Step`] each transition returns (`Ctx::apply`).
-//! - CDC decodes and writes exactly the tables [`Tables::replicated`] lists: live ones, and
-//!   ones reloading into their copy. An isolated table is out of replication from the moment
+//! - CDC decodes and writes exactly the tables [`Tables::replicated`] lists: live ones, ones
+//!   whose initial snapshot loads beside it (into their target), and ones reloading into
+//!   their copy. An isolated table is out of replication from the moment
 //!   it is isolated.
 //! - A table reloading is written into its copy ([`Phase::Reloading::copy`], named by
 //!   [`copy_of`] its target); its plan keeps its own target, which the copy replaces when it is
@@ -31,7 +32,9 @@ pub(crate) fn copy_of(target: &str) -> String {
 /// Where one table stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// Selected, its initial snapshot not done yet: loaded before CDC starts.
+    /// Selected, its initial snapshot not done yet: loaded beside CDC (before it, for a table
+    /// replicated append-only or a `snapshot_only` pipe), which writes its changes into its
+    /// target meanwhile.
     Loading,
     /// Replicated into its target.
     Live,
@@ -198,11 +201,17 @@ impl Tables {
         self.entries.get(name).map(|e| &e.phase)
     }
 
-    /// The tables CDC decodes and writes, in name order: live ones, and ones reloading.
+    /// The tables CDC decodes and writes, in name order: live ones, ones still loading (their
+    /// initial snapshot loads beside CDC), and ones reloading.
     pub fn replicated(&self) -> Vec<(&str, &TablePlan)> {
         self.entries
             .iter()
-            .filter(|(_, e)| matches!(e.phase, Phase::Live | Phase::Reloading { .. }))
+            .filter(|(_, e)| {
+                matches!(
+                    e.phase,
+                    Phase::Live | Phase::Loading | Phase::Reloading { .. }
+                )
+            })
             .filter_map(|(name, e)| Some((name.as_str(), e.plan.as_ref()?)))
             .collect()
     }
@@ -391,11 +400,11 @@ impl Tables {
         self.phase(name).is_some_and(|p| p.reload().is_some())
     }
 
-    /// Whether CDC replicates `name` (live or reloading).
+    /// Whether CDC replicates `name` (see [`Tables::replicated`]).
     pub fn replicates(&self, name: &str) -> bool {
         matches!(
             self.phase(name),
-            Some(Phase::Live | Phase::Reloading { .. })
+            Some(Phase::Live | Phase::Loading | Phase::Reloading { .. })
         )
     }
 
@@ -475,9 +484,10 @@ mod tests {
                 reload: true
             })
         );
-        // CDC replicates the live table and the one reloading; the isolated one has no plan
-        // and is written nowhere, but keeps its default target name for its copy.
-        assert_eq!(names(tables.replicated()), ["d.live", "d.r"]);
+        // CDC replicates the live table, the one loading beside it and the one reloading; the
+        // isolated one has no plan and is written nowhere, but keeps its default target name
+        // for its copy.
+        assert_eq!(names(tables.replicated()), ["d.live", "d.new", "d.r"]);
         assert_eq!(tables.get("d.w").map(|e| e.target.as_str()), Some("w"));
         assert_eq!(tables.waiting(), ["d.w"]);
         assert_eq!(tables.loading().len(), 1);
@@ -494,7 +504,7 @@ mod tests {
         assert!(step.isolates());
         assert_eq!(step.isolation(), Some("drifted"));
         assert_eq!(step.reload(), None, "no reload before, none after");
-        assert_eq!(names(tables.replicated()), ["d.r"]);
+        assert_eq!(names(tables.replicated()), ["d.new", "d.r"]);
         // Isolated again for the same reason: nothing to store.
         let again = tables.isolate("d.live", "drifted".into(), false);
         assert!(!again.isolates());
@@ -562,7 +572,7 @@ mod tests {
         assert!(
             matches!(steps[1].after, Some(Phase::Reloading { ref copy, .. }) if copy == "r_resync")
         );
-        assert_eq!(names(tables.replicated()), ["d.live", "d.r2"]);
+        assert_eq!(names(tables.replicated()), ["d.live", "d.new", "d.r2"]);
         assert_eq!(tables.reloaded_in("#n"), Some("d.r2"));
         // `RENAME TABLE live TO tmp, r2 TO live, tmp TO r2`: both move together.
         let mut to_live = plan("d.live");

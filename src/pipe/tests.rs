@@ -109,6 +109,7 @@ fn config(target_url: &str) -> PipeConfig {
             flavor: Flavor::Mariadb,
             password_file: None,
             tls: Default::default(),
+            max_outage: crate::config::DEFAULT_MAX_OUTAGE,
         },
         target: TargetConfig {
             url: target_url.parse().expect("url"),
@@ -391,6 +392,7 @@ async fn pause_flushes_and_checkpoints_then_resume_continues_from_that_checkpoin
         control: &mut pipe.control,
         reload_after: None,
         loads: Vec::new(),
+        initial: Vec::new(),
     };
     let exit = cdc.paused(&checkpoint).await.unwrap();
     assert!(exit.is_none(), "resumed");
@@ -724,10 +726,9 @@ async fn a_table_changed_under_its_initial_load_waits_isolated_for_its_reload() 
         table: "d.b".into(),
         error: "Table 'd.b' doesn't exist".into(),
     };
-    let ctx = &pipe.ctx;
-    reload::defer(ctx, &mut pipe.ledger, &changed)
-        .await
-        .unwrap();
+    let names = ["d.b".to_owned()];
+    let deferred = pipe.ledger.settle_loaded(&names, &[changed]).await;
+    assert!(deferred.unwrap(), "a reload waits");
     assert_eq!(pipe.ledger.tables.waiting(), ["d.b"]);
     assert!(!pipe.ledger.tables.replicates("d.b"));
     let isolated = pipe.ctx.store.isolated().await.unwrap();

@@ -123,14 +123,36 @@ pub(crate) fn retention_seconds(vars: &HashMap<String, String>) -> Option<u64> {
     }
 }
 
-/// Seconds of binlog retention a snapshot of `estimated_snapshot_secs` needs.
+/// Seconds of binlog retention a load before CDC (a resync) of `estimated_snapshot_secs`
+/// needs.
 pub(crate) fn required_retention(estimated_snapshot_secs: u64) -> u64 {
     estimated_snapshot_secs.saturating_mul(2) + RETENTION_MARGIN_SECS
 }
 
-/// The retention check: binlogs must outlive the snapshot (CDC starts from its beginning)
-/// twice over, plus [`RETENTION_MARGIN_SECS`].
-pub(crate) fn check_retention(
+/// The retention check of a running pipe: CDC reads the binlog as it is written, from the
+/// first second of the initial load, so binlogs only have to outlive the longest outage the
+/// operator wants to survive (`source.max_outage`).
+pub(crate) fn check_retention(retention: Option<u64>, max_outage: u64) -> (Level, String) {
+    match retention {
+        None => (Level::Pass, "binlogs are not purged by age".into()),
+        Some(r) if r >= max_outage => (
+            Level::Pass,
+            format!("{r} s, covers source.max_outage ({max_outage} s)"),
+        ),
+        Some(r) => (
+            Level::Fail,
+            format!(
+                "{r} s, shorter than source.max_outage ({max_outage} s): an outage longer than {r} s \
+                 loses binlogs CDC has not read and needs a resync; raise binlog_expire_logs_seconds, \
+                 or lower source.max_outage"
+            ),
+        ),
+    }
+}
+
+/// The retention check of a resync, which loads its copies before CDC goes on: binlogs must
+/// outlive the load twice over, plus [`RETENTION_MARGIN_SECS`].
+pub(crate) fn check_resync_retention(
     retention: Option<u64>,
     estimated_snapshot_secs: u64,
 ) -> (Level, String) {
@@ -258,11 +280,20 @@ mod tests {
             retention_seconds(&vars(&[("binlog_expire_logs_seconds", "0")])),
             None
         );
-        assert_eq!(check_retention(Some(172_800), 600).0, Level::Pass);
-        let (level, text) = check_retention(Some(3_000), 600);
+        assert_eq!(check_resync_retention(Some(172_800), 600).0, Level::Pass);
+        let (level, text) = check_resync_retention(Some(3_000), 600);
         assert_eq!(level, Level::Fail);
         assert!(text.contains("3000 s, required 4800 s"), "{text}");
-        assert_eq!(check_retention(None, 10_000_000).0, Level::Pass);
+        assert_eq!(check_resync_retention(None, 10_000_000).0, Level::Pass);
+        // A running pipe's: against the outage to survive, whatever the snapshot's size.
+        assert_eq!(check_retention(Some(3_600), 3_600).0, Level::Pass);
+        let (level, text) = check_retention(Some(600), 3_600);
+        assert_eq!(level, Level::Fail);
+        assert!(
+            text.contains("600 s, shorter than source.max_outage (3600 s)"),
+            "{text}"
+        );
+        assert_eq!(check_retention(None, 3_600).0, Level::Pass);
     }
 
     #[test]

@@ -36,6 +36,7 @@ async fn statements_and_show_create_table_parse_to_what_information_schema_says(
         flavor: Flavor::Auto,
         password_file: None,
         tls: SourceTls::default(),
+        max_outage: crate::config::DEFAULT_MAX_OUTAGE,
     };
     let source = Source::connect(&cfg).await.expect("connect");
     assert_eq!(source.flavor, ServerFlavor::Mariadb);
