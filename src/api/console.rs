@@ -1,5 +1,5 @@
-//! The web console: one HTML page, its script and its style sheet, embedded in the binary and
-//! served at `/` on the API's listener. The page holds no data: its script reads and steers
+//! The web console: one HTML page, its script, its style sheet and its icon, embedded in the
+//! binary and served at `/` on the API's listener. The page holds no data: its script reads and steers
 //! the pipes through the API's own routes, with the API's token.
 //!
 //! Invariants:
@@ -18,11 +18,11 @@ use axum::response::{IntoResponse, Response};
 
 /// What the console's assets may do (see the module doc): nothing but this origin.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-                      img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+                      img-src 'self'; connect-src 'self'; base-uri 'none'; \
                       form-action 'none'; frame-ancestors 'none'";
 
 /// The console's assets: path, content type, bytes.
-pub(crate) const ASSETS: [(&str, &str, &str); 3] = [
+pub(crate) const ASSETS: [(&str, &str, &str); 4] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -37,6 +37,11 @@ pub(crate) const ASSETS: [(&str, &str, &str); 3] = [
         "/console.css",
         "text/css; charset=utf-8",
         include_str!("console/console.css"),
+    ),
+    (
+        "/favicon.svg",
+        "image/svg+xml",
+        include_str!("console/favicon.svg"),
     ),
 ];
 

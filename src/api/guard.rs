@@ -5,8 +5,8 @@
 //! Invariants:
 //! - with a token configured, every request but the open probes (`GET /healthz`, `/readyz`,
 //!   `/metrics`, unless `api.open_probes = false`) and the console's assets (`GET /`,
-//!   `/console.js`, `/console.css`: the same bytes for everyone, no data) carries
-//!   `Authorization: Bearer <token>`, compared in constant time;
+//!   `/console.js`, `/console.css`, `/favicon.svg`: the same bytes for everyone, no data)
+//!   carries `Authorization: Bearer <token>`, compared in constant time;
 //! - a request with an `Origin` header (a browser's) is refused unless that origin is listed
 //!   or is the API's own (the origin names the `Host` the request is addressed to: the
 //!   console): another web page can neither read the API nor change anything through it;

@@ -61,10 +61,11 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 pub(crate) const READY_STATES: [&str; 3] = ["Running", "Paused", "Completed"];
 
 /// Every route: method and path, as in `openapi.json`.
-pub(crate) const ROUTES: [(&str, &str); 16] = [
+pub(crate) const ROUTES: [(&str, &str); 17] = [
     ("get", "/"),
     ("get", "/console.js"),
     ("get", "/console.css"),
+    ("get", "/favicon.svg"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

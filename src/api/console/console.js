@@ -29,7 +29,7 @@
       else if (k === 'class') el.className = v;
       else el.setAttribute(k, v === true ? '' : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
       el.append(typeof c === 'object' ? c : document.createTextNode(String(c)));
     }
@@ -258,8 +258,10 @@
       return h('tr', {'data-table': table, class: t.error ? 'warn' : ''},
         h('td', {}, h('code', {}, table), t.outside_selection ? h('span', {class: 'muted'}, ' (outside selection)') : null),
         h('td', {}, h('span', {class: 'phase phase-' + phase}, phase)),
-        h('td', {class: 'progress'}, h('progress', {max: 100, value: pct === null ? 0 : pct}), ' ', pct === null ? '?' : pct + '%',
-          h('span', {class: 'muted'}, ' ' + number(t.rows_done) + ' / ' + (t.rows_estimated ? '~' + number(t.rows_estimated) : '?') + ' rows')),
+        // An isolated table that never loaded has no progress to show.
+        h('td', {class: 'progress'}, t.error && !t.done && !t.rows_estimated ? '–' : [
+          h('progress', {max: 100, value: pct === null ? 0 : pct}), ' ', pct === null ? '?' : pct + '%',
+          h('span', {class: 'muted'}, ' ' + number(t.rows_done) + ' / ' + (t.rows_estimated ? '~' + number(t.rows_estimated) : '?') + ' rows')]),
         h('td', {class: 'num'}, t.done ? '' : (eta ? duration(eta.eta_seconds) + ' at ' + number(eta.rows_per_second) + ' rows/s' : '–')),
         h('td', {class: 'row-actions'},
           h('button', {class: 'resync-table', onclick: () => act('Reload ' + table + ' into a copy and swap it in?', 'Resync table', 'POST', dpath + enc(table) + '/resync')}, 'Resync'),
@@ -277,7 +279,7 @@
       h('td', {}, when(t.at)), h('td', {}, t.from_state || '–', ' → ', badge(t.to_state)), h('td', {class: 'reason'}, t.reason)));
 
     const pts = (key) => series.samples.map((x) => [x.at, x[key]]);
-    document.getElementById('pipe-live').replaceChildren(
+    document.getElementById('pipe-live').replaceChildren(...[
       h('dl', {class: 'facts'}, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
       problems,
       h('div', {class: 'charts'},
@@ -294,7 +296,8 @@
       h('h2', {}, 'History'),
       h('table', {class: 'history'},
         h('thead', {}, h('tr', {}, ['at', 'transition', 'reason'].map((c) => h('th', {}, c)))),
-        h('tbody', {}, history)));
+        h('tbody', {}, history)),
+    ].flat(Infinity).filter(Boolean));
   }
 
   // A line chart of `points` ([unix seconds, value or null]) over the hour up to `now`.
