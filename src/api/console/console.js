@@ -261,7 +261,7 @@
         // An isolated table that never loaded has no progress to show.
         h('td', {class: 'progress'}, t.error && !t.done && !t.rows_estimated ? '–' : [
           h('progress', {max: 100, value: pct === null ? 0 : pct}), ' ', pct === null ? '?' : pct + '%',
-          h('span', {class: 'muted'}, ' ' + number(t.rows_done) + ' / ' + (t.rows_estimated ? '~' + number(t.rows_estimated) : '?') + ' rows')]),
+          h('span', {class: 'muted'}, ' ' + number(t.rows_done) + (t.done ? '' : ' / ' + (t.rows_estimated ? '~' + number(t.rows_estimated) : '?')) + ' rows')]),
         h('td', {class: 'num'}, t.done ? '' : (eta ? duration(eta.eta_seconds) + ' at ' + number(eta.rows_per_second) + ' rows/s' : '–')),
         h('td', {class: 'row-actions'},
           h('button', {class: 'resync-table', onclick: () => act('Reload ' + table + ' into a copy and swap it in?', 'Resync table', 'POST', dpath + enc(table) + '/resync')}, 'Resync'),
@@ -280,7 +280,7 @@
 
     const pts = (key) => series.samples.map((x) => [x.at, x[key]]);
     document.getElementById('pipe-live').replaceChildren(...[
-      h('dl', {class: 'facts'}, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+      h('dl', {class: 'facts'}, facts.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))),
       problems,
       h('div', {class: 'charts'},
         chart('Lag', 's', pts('lag_seconds'), now),
@@ -300,12 +300,14 @@
     ].flat(Infinity).filter(Boolean));
   }
 
-  // A line chart of `points` ([unix seconds, value or null]) over the hour up to `now`.
+  // A line chart of `points` ([unix seconds, value or null], oldest first) up to `now`, over
+  // the hour or, when the samples are younger (the daemon started since), over their span.
   function chart(title, unit, points, now) {
     const W = 600, H = 150, L = 44, B = 18, T = 8;
     const values = points.filter(([, v]) => v !== null && v !== undefined);
     const max = Math.max(1, ...values.map(([, v]) => v)) * 1.1;
-    const x = (t) => L + (W - L) * (t - (now - HOUR)) / HOUR;
+    const span = Math.min(HOUR, Math.max(60, points.length ? now - points[0][0] : HOUR));
+    const x = (t) => L + (W - L) * (t - (now - span)) / span;
     const y = (v) => T + (H - T - B) * (1 - v / max);
     const g = svg('svg', {viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', 'aria-label': title});
     g.append(svg('line', {x1: L, y1: y(0), x2: W, y2: y(0), class: 'axis'}));
@@ -314,9 +316,9 @@
       t.textContent = label;
       g.append(t, svg('line', {x1: L, y1: y(v), x2: W, y2: y(v), class: 'grid'}));
     }
-    for (const [ago_, label] of [[HOUR, '−60 min'], [HOUR / 2, '−30 min'], [0, 'now']]) {
-      const t = svg('text', {x: x(now - ago_), y: H - 4, 'text-anchor': ago_ === HOUR ? 'start' : (ago_ ? 'middle' : 'end'), class: 'tick'});
-      t.textContent = label;
+    for (const before of [span, span / 2, 0]) {
+      const t = svg('text', {x: x(now - before), y: H - 4, 'text-anchor': before === span ? 'start' : (before ? 'middle' : 'end'), class: 'tick'});
+      t.textContent = before ? '−' + (before >= 120 ? Math.round(before / 60) + ' min' : duration(before)) : 'now';
       g.append(t);
     }
     // One line per run of known values: a gap (not replicating) stays a gap.
