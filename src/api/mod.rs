@@ -8,11 +8,13 @@
 //! - every request passes [`guard::Access::check`] first (token, origin, host, content type);
 //! - a request body is at most [`MAX_BODY`] bytes and a request gets at most
 //!   [`REQUEST_TIMEOUT`], body included;
-//! - JSON in and out; every error is `{"error": "message"}` with its status code (400 bad
-//!   request, 404 unknown pipe or route, 405 wrong method, 409 the pipe refused the command,
-//!   504 no answer in [`COMMAND_TIMEOUT`]), including unknown routes and malformed bodies;
+//! - JSON in and out (but the console's static assets); every error is `{"error": "message"}`
+//!   with its status code (400 bad request, 404 unknown pipe or route, 405 wrong method, 409
+//!   the pipe refused the command, 504 no answer in [`COMMAND_TIMEOUT`]), including unknown
+//!   routes and malformed bodies;
 //! - the API only reads [`PipeHandle::status`] copies and sends [`Command`]s: it never changes
-//!   a pipe's state itself, so what it reports is what the pipe task last published;
+//!   a pipe's state itself, so what it reports is what the pipe task last published (the
+//!   samples too: copies taken every few seconds);
 //! - every route is in [`ROUTES`] and in `openapi.json` (a unit test keeps them equal);
 //! - `/healthz` answers 200 as long as the process serves HTTP; `/readyz` answers 200 only when
 //!   every pipe is Running, Paused or Completed and none is stalled.
