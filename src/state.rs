@@ -83,7 +83,7 @@ pub(crate) struct PartitionRow {
     pub done: u8,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub(crate) struct Transition {
     pub seq: u64,
     pub at: String,

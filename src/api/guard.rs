@@ -4,10 +4,12 @@
 //!
 //! Invariants:
 //! - with a token configured, every request but the open probes (`GET /healthz`, `/readyz`,
-//!   `/metrics`, unless `api.open_probes = false`) carries `Authorization: Bearer <token>`,
-//!   compared in constant time;
-//! - a request with an `Origin` header (a browser's) is refused unless that origin is listed:
-//!   a web page can neither read the API nor change anything through it;
+//!   `/metrics`, unless `api.open_probes = false`) and the console's assets (`GET /`,
+//!   `/console.js`, `/console.css`, `/favicon.svg`: the same bytes for everyone, no data)
+//!   carries `Authorization: Bearer <token>`, compared in constant time;
+//! - a request with an `Origin` header (a browser's) is refused unless that origin is listed
+//!   or is the API's own (the origin names the `Host` the request is addressed to: the
+//!   console): another web page can neither read the API nor change anything through it;
 //! - without a token, only requests addressed to an IP address or `localhost` are served, so
 //!   a DNS name rebound to the API's address cannot reach it;
 //! - a request that changes something has a JSON content type, which no HTML form can send.
@@ -15,6 +17,7 @@
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use subtle::ConstantTimeEq;
 
+use super::console::ASSETS;
 use super::ApiError;
 
 /// The routes that stay open to probes and scrapers when `api.open_probes` is true.
@@ -34,7 +37,8 @@ impl Access {
     pub fn check(&self, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = String::from_utf8_lossy(origin.as_bytes());
-            if !self.allowed_origins.iter().any(|o| *o == origin) {
+            if !self.allowed_origins.iter().any(|o| *o == origin) && !same_origin(&origin, headers)
+            {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     format!("requests from web pages are refused: origin `{origin}` is not in api.allowed_origins"),
@@ -54,10 +58,10 @@ impl Access {
                 }
             }
             Some(token) => {
-                let probe = self.open_probes
-                    && (method == Method::GET || method == Method::HEAD)
-                    && PROBES.contains(&path);
-                if !probe {
+                let read = method == Method::GET || method == Method::HEAD;
+                let probe = self.open_probes && read && PROBES.contains(&path);
+                let asset = read && ASSETS.iter().any(|(p, _, _)| *p == path);
+                if !probe && !asset {
                     let given = headers
                         .get(header::AUTHORIZATION)
                         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
@@ -88,6 +92,20 @@ impl Access {
         }
         Ok(())
     }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) is the one the request is addressed to: the
+/// console's own page. A page elsewhere has another host or port, and a DNS name rebound to
+/// this address gets no further than [`Access::check`] lets that name go (no token: refused;
+/// with one: the rebound page does not have it).
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    ["http://", "https://"]
+        .iter()
+        .filter_map(|scheme| origin.strip_prefix(scheme))
+        .any(|authority| authority.eq_ignore_ascii_case(host))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -172,8 +190,48 @@ mod tests {
         let foreign = headers(&[auth.clone(), (header::ORIGIN, "https://evil.example")]);
         assert_eq!(status(&a, Method::GET, "/healthz", &foreign), 403);
         assert_eq!(status(&a, Method::GET, "/v1/pipes", &foreign), 403);
-        let allowed = headers(&[auth, (header::ORIGIN, "https://ops.example")]);
+        let allowed = headers(&[auth.clone(), (header::ORIGIN, "https://ops.example")]);
         assert_eq!(status(&a, Method::GET, "/v1/pipes", &allowed), 200);
+        // The console's own page: its origin names the Host it calls.
+        let json = (header::CONTENT_TYPE, "application/json");
+        let own = |origin: &str, host: &str| {
+            let h = headers(&[
+                auth.clone(),
+                json.clone(),
+                (header::ORIGIN, origin),
+                (header::HOST, host),
+            ]);
+            status(&a, Method::POST, "/v1/pipes/p/pause", &h)
+        };
+        assert_eq!(own("http://127.0.0.1:9187", "127.0.0.1:9187"), 200);
+        assert_eq!(
+            own("https://Tributary.internal:9187", "tributary.internal:9187"),
+            200
+        );
+        assert_eq!(own("http://127.0.0.1:8080", "127.0.0.1:9187"), 403);
+        assert_eq!(own("http://127.0.0.1", "127.0.0.1:9187"), 403);
+        assert_eq!(own("null", "null"), 403);
+    }
+
+    #[test]
+    fn the_consoles_assets_need_no_token_and_its_data_does() {
+        let a = with_token();
+        for (path, _, _) in ASSETS {
+            assert_eq!(
+                status(&a, Method::GET, path, &HeaderMap::new()),
+                200,
+                "{path}"
+            );
+            let post = headers(&[(header::CONTENT_TYPE, "application/json")]);
+            assert_eq!(status(&a, Method::POST, path, &post), 401, "{path}");
+        }
+        assert_eq!(
+            status(&a, Method::GET, "/v1/pipes/p/samples", &HeaderMap::new()),
+            401
+        );
+        // Without a token the Host rule still holds for them.
+        let rebound = headers(&[(header::HOST, "attacker.example:9187")]);
+        assert_eq!(status(&Access::default(), Method::GET, "/", &rebound), 403);
     }
 
     #[test]

@@ -1,22 +1,28 @@
 //! The HTTP control API: pipe status, operator commands, OpenAPI document, Prometheus
 //! metrics and health probes (DESIGN §6), routed with axum and served on `api.listen` by
 //! [`server`] (connection cap, header timeout, optional TLS); [`guard`] decides who may call.
+//! The web console ([`console`]) is served on the same listener and drives the same routes;
+//! its charts read the last hour of [`samples`].
 //!
 //! Invariants:
 //! - every request passes [`guard::Access::check`] first (token, origin, host, content type);
 //! - a request body is at most [`MAX_BODY`] bytes and a request gets at most
 //!   [`REQUEST_TIMEOUT`], body included;
-//! - JSON in and out; every error is `{"error": "message"}` with its status code (400 bad
-//!   request, 404 unknown pipe or route, 405 wrong method, 409 the pipe refused the command,
-//!   504 no answer in [`COMMAND_TIMEOUT`]), including unknown routes and malformed bodies;
+//! - JSON in and out (but the console's static assets); every error is `{"error": "message"}`
+//!   with its status code (400 bad request, 404 unknown pipe or route, 405 wrong method, 409
+//!   the pipe refused the command, 504 no answer in [`COMMAND_TIMEOUT`]), including unknown
+//!   routes and malformed bodies;
 //! - the API only reads [`PipeHandle::status`] copies and sends [`Command`]s: it never changes
-//!   a pipe's state itself, so what it reports is what the pipe task last published;
+//!   a pipe's state itself, so what it reports is what the pipe task last published (the
+//!   samples too: copies taken every few seconds);
 //! - every route is in [`ROUTES`] and in `openapi.json` (a unit test keeps them equal);
 //! - `/healthz` answers 200 as long as the process serves HTTP; `/readyz` answers 200 only when
 //!   every pipe is Running, Paused or Completed and none is stalled.
 
 pub(crate) mod client;
+mod console;
 mod guard;
+mod samples;
 mod server;
 
 use std::collections::BTreeMap;
@@ -24,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +44,7 @@ use tokio::sync::watch;
 use crate::config::ApiConfig;
 use crate::pipe::control::{Command, PipeHandle, Registry};
 use guard::Access;
+use samples::Samples;
 
 /// How long a command may take to be answered: a pause waits for the in-flight batch to be
 /// flushed and checkpointed, which takes seconds, not minutes.
@@ -56,13 +63,18 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 pub(crate) const READY_STATES: [&str; 3] = ["Running", "Paused", "Completed"];
 
 /// Every route: method and path, as in `openapi.json`.
-pub(crate) const ROUTES: [(&str, &str); 12] = [
+pub(crate) const ROUTES: [(&str, &str); 17] = [
+    ("get", "/"),
+    ("get", "/console.js"),
+    ("get", "/console.css"),
+    ("get", "/favicon.svg"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/pipes"),
     ("get", "/v1/pipes/{name}"),
+    ("get", "/v1/pipes/{name}/samples"),
     ("post", "/v1/pipes/{name}/pause"),
     ("post", "/v1/pipes/{name}/resume"),
     ("post", "/v1/pipes/{name}/resync"),
@@ -116,7 +128,9 @@ pub(crate) async fn serve(
             crate::metrics::upkeep();
         }
     });
-    let app = router(registry, settings.access);
+    let samples = Samples::default();
+    let sampler = tokio::spawn(samples.clone().run(registry.clone()));
+    let app = router(registry, samples, settings.access);
     let result = server::serve(
         listener,
         app,
@@ -126,6 +140,7 @@ pub(crate) async fn serve(
     )
     .await;
     upkeep.abort();
+    sampler.abort();
     result
 }
 
@@ -144,15 +159,41 @@ async fn admit(State(access): State<Arc<Access>>, request: Request, next: Next) 
     }
 }
 
-/// The routes of [`ROUTES`] over `registry`, behind `access`.
-fn router(registry: Registry, access: Access) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+/// What the routes read: the pipes, and what they did over the last hour.
+#[derive(Clone)]
+struct Shared {
+    registry: Registry,
+    samples: Samples,
+}
+
+impl FromRef<Shared> for Registry {
+    fn from_ref(shared: &Shared) -> Registry {
+        shared.registry.clone()
+    }
+}
+
+impl FromRef<Shared> for Samples {
+    fn from_ref(shared: &Shared) -> Samples {
+        shared.samples.clone()
+    }
+}
+
+/// The routes of [`ROUTES`] over `registry` and its `samples`, behind `access`.
+fn router(registry: Registry, samples: Samples, access: Access) -> Router {
+    let mut app = Router::new();
+    for (path, content_type, body) in console::ASSETS {
+        app = app.route(
+            path,
+            get(move || async move { console::asset(content_type, body) }),
+        );
+    }
+    app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/pipes", get(list_pipes))
         .route("/v1/pipes/{name}", get(get_pipe))
+        .route("/v1/pipes/{name}/samples", get(get_samples))
         .route("/v1/pipes/{name}/pause", post(pause))
         .route("/v1/pipes/{name}/resume", post(resume))
         .route("/v1/pipes/{name}/resync", post(resync))
@@ -173,7 +214,7 @@ fn router(registry: Registry, access: Access) -> Router {
                 "method not allowed on this route; see /v1/openapi.json",
             )
         })
-        .with_state(registry)
+        .with_state(Shared { registry, samples })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(Arc::new(access), admit))
 }
@@ -322,6 +363,31 @@ async fn list_pipes(State(registry): State<Registry>) -> Response {
 async fn get_pipe(State(registry): State<Registry>, Path(name): Path<String>) -> Response {
     match pipe(&registry, &name) {
         Ok(h) => Json(h.status()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Query of `GET /v1/pipes/{name}/samples`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamplesQuery {
+    /// Only samples taken after this unix time (seconds); all of the last hour without it.
+    #[serde(default)]
+    since: f64,
+}
+
+async fn get_samples(
+    State(registry): State<Registry>,
+    State(samples): State<Samples>,
+    Path(name): Path<String>,
+    query: Result<Query<SamplesQuery>, QueryRejection>,
+) -> Response {
+    let since = match query {
+        Ok(Query(q)) => q.since,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    match pipe(&registry, &name) {
+        Ok(h) => Json(samples.view(h, since)).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -99,6 +99,50 @@ async fn readyz_waits_for_every_pipe() {
 }
 
 #[tokio::test]
+async fn the_console_is_served_and_its_samples_follow_the_pipes() {
+    let (api, _stop) = start().await;
+    let page = api.get("/").await.unwrap();
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text.contains("<script src=\"/console.js\""),
+        "{}",
+        page.text
+    );
+    for asset in ["/console.js", "/console.css"] {
+        let reply = api.get(asset).await.unwrap();
+        assert_eq!(reply.status, 200, "{asset}");
+        assert!(!reply.text.is_empty(), "{asset}");
+    }
+    // The sampler takes its first round at once: wait for it, not for a fixed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let view = loop {
+        let reply = api.get("/v1/pipes/a/samples").await.unwrap();
+        assert_eq!(reply.status, 200, "{reply:?}");
+        if reply.body["samples"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+        {
+            break reply.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "no sample: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(view["pipe"], "a");
+    assert_eq!(view["interval_seconds"], samples::EVERY.as_secs());
+    assert_eq!(view["samples"][0]["state"], "Running");
+    let at = view["samples"][0]["at"].as_f64().unwrap();
+    let later = api
+        .get(&format!("/v1/pipes/a/samples?since={at}"))
+        .await
+        .unwrap();
+    assert_eq!(later.body["samples"].as_array().map(Vec::len), Some(0));
+    let bad = api.get("/v1/pipes/a/samples?since=soon").await.unwrap();
+    assert_eq!(bad.status, 400, "{bad:?}");
+    let missing = api.get("/v1/pipes/zz/samples").await.unwrap();
+    assert_eq!(missing.status, 404, "{missing:?}");
+}
+
+#[tokio::test]
 async fn commands_return_the_pipes_answer() {
     let (api, _stop) = start().await;
     let paused = api.post("/v1/pipes/a/pause", None).await.unwrap();

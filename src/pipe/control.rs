@@ -12,6 +12,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::health::{Health, Limits, Moment};
+use crate::state::Transition;
+
+/// Lifecycle transitions a status carries: enough for an operator to see how the pipe got
+/// where it is; the state store keeps them all.
+pub(crate) const HISTORY_SHOWN: usize = 20;
 
 /// Snapshot progress of one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -54,6 +59,27 @@ pub(crate) struct PipeStatus {
     pub events_applied: u64,
     pub tables: BTreeMap<String, TableStatus>,
     pub last_error: Option<String>,
+    /// The newest [`HISTORY_SHOWN`] lifecycle transitions with their reasons, newest first:
+    /// the state store's when the pipe started, then each one as it is entered.
+    pub history: Vec<Transition>,
+}
+
+impl PipeStatus {
+    /// The pipe entered `to` from `from` (empty before its first state) for `reason`: its
+    /// state, since when, and the head of its history.
+    pub fn entered(&mut self, from: &str, to: &str, reason: &str) {
+        self.state = to.to_owned();
+        self.since = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let moved = Transition {
+            seq: self.history.first().map_or(1, |t| t.seq + 1),
+            at: self.since.clone(),
+            from_state: from.to_owned(),
+            to_state: to.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.history.insert(0, moved);
+        self.history.truncate(HISTORY_SHOWN);
+    }
 }
 
 /// Lag to the millisecond: finer is noise in a status.

@@ -78,9 +78,9 @@ impl<S: StateStore> Ledger<S> {
 
     fn show(&mut self, to: PipeState, reason: &str) {
         crate::metrics::state(&self.pipe, to.as_str());
+        let from = self.state.map_or("", PipeState::as_str);
         self.handle.update(|s| {
-            s.state = to.as_str().to_owned();
-            s.since = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            s.entered(from, to.as_str(), reason);
             if to == PipeState::Failed {
                 s.last_error = Some(reason.to_owned());
             }

@@ -47,7 +47,7 @@ use crate::source::Source;
 use crate::state::{ClickHouseStore, StateStore};
 use crate::target::Target;
 use context::{Control, Ctx};
-use control::{Command, PipeHandle, Request};
+use control::{Command, PipeHandle, Request, HISTORY_SHOWN};
 use drive::{Driven, Driver};
 use ledger::Ledger;
 use tables::Tables;
@@ -78,7 +78,7 @@ pub(crate) async fn run(
             error!(pipe = %name, error = %e, "pipe failed");
             metrics::state(&name, PipeState::Failed.as_str());
             handle.update(|s| {
-                s.state = PipeState::Failed.as_str().to_owned();
+                s.entered("", PipeState::Failed.as_str(), &e.to_string());
                 s.last_error = Some(e.to_string());
             });
             return Outcome::Failed;
@@ -150,6 +150,9 @@ impl<S: StateStore> Task<S> {
             return Ok(Driven::Stopped);
         }
         let history = self.store.history(50).await?;
+        self.handle.update(|s| {
+            s.history = history.iter().take(HISTORY_SHOWN).cloned().collect();
+        });
         let last = history.first().and_then(|t| PipeState::parse(&t.to_state));
         self.ledger.resume_from(last);
         // A resync interrupted by a crash or a failure is finished before anything else.

@@ -6,6 +6,7 @@
 //! `TRIBUTARY_TEST_REQUIRE_SERVERS=1`, where it fails. Each test works in databases of its own.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod proxy;
 pub mod workload;
 
@@ -939,35 +940,72 @@ mod reqwest_lite {
         body: &str,
         headers: &[(String, String)],
     ) -> Result<(u16, String), String> {
-        let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
         // HTTP/1.0: the body ends with the connection, no chunked encoding to undo.
+        exchange(host, &format!("{method} {path} HTTP/1.0"), body, headers)
+    }
+
+    /// The same over HTTP/1.1, for servers that refuse 1.0 (chromedriver); the answer must
+    /// not be chunked (chromedriver's is not).
+    pub fn request_http11(
+        host: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String), String> {
+        let headers = [
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("Connection".to_owned(), "close".to_owned()),
+        ];
+        exchange(host, &format!("{method} {path} HTTP/1.1"), body, &headers)
+    }
+
+    fn exchange(
+        host: &str,
+        request_line: &str,
+        body: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, String), String> {
+        let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
         let headers: String = headers
             .iter()
             .map(|(name, value)| format!("{name}: {value}\r\n"))
             .collect();
         let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            "{request_line}\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         stream
             .write_all(request.as_bytes())
             .map_err(|e| e.to_string())?;
+        // The body ends at its Content-Length, else with the connection (chromedriver says
+        // `Connection: close` but keeps it open).
         let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .map_err(|e| e.to_string())?;
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("malformed HTTP response")?;
+        let mut chunk = [0u8; 16 * 1024];
+        let (split, length) = loop {
+            let head_end = response.windows(4).position(|w| w == b"\r\n\r\n");
+            if let Some(split) = head_end {
+                let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+                let length = head.lines().find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                });
+                if length.is_some_and(|n| response.len() >= split + 4 + n) {
+                    break (split, length);
+                }
+            }
+            let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break (head_end.ok_or("malformed HTTP response")?, None);
+            }
+            response.extend_from_slice(&chunk[..n]);
+        };
         let status = std::str::from_utf8(&response[..split])
             .ok()
             .and_then(|head| head.split(' ').nth(1))
             .and_then(|code| code.parse().ok())
             .ok_or("malformed HTTP status line")?;
-        Ok((
-            status,
-            String::from_utf8_lossy(&response[split + 4..]).into_owned(),
-        ))
+        let body = &response[split + 4..];
+        let body = length.map_or(body, |n| &body[..n]);
+        Ok((status, String::from_utf8_lossy(body).into_owned()))
     }
 }
