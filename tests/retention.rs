@@ -37,8 +37,8 @@ async fn big_table(s: &Servers, db: &str) {
     .await;
 }
 
-/// Background work on the source: changes to `big` (updates, inserts beyond `ROWS`, deletes)
-/// and, every 5 s while `daemon_up`, `FLUSH BINARY LOGS` and a purge of every binary log last
+/// Background work on the source: about 500 changes a second to `big` (updates, inserts
+/// beyond `ROWS`, deletes, three to a transaction) and, every 5 s while `daemon_up`, `FLUSH BINARY LOGS` and a purge of every binary log last
 /// written more than 3 s ago: the binlog keeps a few seconds, no more.
 struct Background {
     stop: Arc<AtomicBool>,
@@ -60,8 +60,12 @@ impl Background {
         let writes = {
             let (stop, changes) = (Arc::clone(&stop), Arc::clone(&changes));
             tokio::spawn(async move {
+                // A steady write load, not a flood: what the lag is measured against.
+                let mut pace = tokio::time::interval(Duration::from_millis(6));
+                pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    pace.tick().await;
                     n += 1;
                     let id = (n * 7919) % ROWS + 1;
                     let sql = format!(
