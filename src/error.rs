@@ -90,6 +90,12 @@ pub(crate) enum Error {
     // State the store holds that cannot be read back.
     #[error("stored definition of {table} is unreadable: {detail}")]
     UnreadableDefinition { table: String, detail: String },
+    #[error("instance {instance} no longer owns this pipe: instance {by} took it over (lease epoch {epoch})")]
+    LeaseLost {
+        instance: String,
+        by: String,
+        epoch: u64,
+    },
     #[error("stored snapshot position of {table} is unreadable: {detail}")]
     UnreadableProgress { table: String, detail: String },
     #[error("stored snapshot partition {idx} of {table} is unreadable: {detail}")]
@@ -164,6 +170,7 @@ impl Error {
             Error::Decode { .. } => "decode",
             Error::Binlog(_) | Error::BinlogPanic { .. } | Error::ResyncRequired { .. } => "binlog",
             Error::PositionPurged { .. } => "position_purged",
+            Error::LeaseLost { .. } => "lease_lost",
             Error::Source { .. } | Error::SourceRow { .. } | Error::StreamLost { .. } => "source",
             Error::Target { .. } => "target",
             Error::SourceTls { .. } | Error::TargetTls { .. } => "tls",

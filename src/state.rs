@@ -9,6 +9,7 @@
 //! force; table overrides, isolation, reloads and definitions are read back as last written.
 
 mod clickhouse;
+pub(crate) mod lease;
 #[cfg(test)]
 pub(crate) mod memory;
 #[cfg(test)]

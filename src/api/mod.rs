@@ -319,6 +319,16 @@ async fn readyz(State(registry): State<Registry>) -> Response {
             let why = status.stalled.as_ref()?;
             Some(format!("{name} is stalled ({why})"))
         }))
+        // Another instance replicates it: this one is not the one to send traffic to.
+        .chain(
+            statuses
+                .iter()
+                .filter(|(_, status)| status.role == "standby")
+                .map(|(name, status)| {
+                    let owner = status.owner.as_deref().unwrap_or("another instance");
+                    format!("{name} is a standby here (owner: {owner})")
+                }),
+        )
         .collect();
     if waiting.is_empty() {
         (

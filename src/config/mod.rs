@@ -494,6 +494,9 @@ pub struct SyncConfig {
     /// Time without progress, while the source has changes to apply, after which the pipe
     /// reports itself stalled.
     pub stall_timeout: Duration,
+    /// How long an instance's hold on the pipe lasts without renewal: a standby takes over
+    /// within this time after its owner died.
+    pub lease_period: Duration,
 }
 
 impl Default for SyncConfig {
@@ -503,6 +506,7 @@ impl Default for SyncConfig {
             flush_interval: Duration::from_secs(5),
             stall_attempts: 5,
             stall_timeout: Duration::from_secs(300),
+            lease_period: Duration::from_secs(15),
         }
     }
 }

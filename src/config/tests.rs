@@ -141,6 +141,7 @@ fn expected_example() -> Config {
                 flush_interval: Duration::from_secs(5),
                 stall_attempts: 5,
                 stall_timeout: Duration::from_secs(300),
+                lease_period: Duration::from_secs(15),
             },
         }],
     }
@@ -211,6 +212,7 @@ fn defaults_are_applied() {
             flush_interval: Duration::from_secs(5),
             stall_attempts: 5,
             stall_timeout: Duration::from_secs(300),
+            lease_period: Duration::from_secs(15),
         }
     );
 }
@@ -287,7 +289,7 @@ fn validation_rules_reject_with_key_and_value() {
         // unknown keys
         ("", "[metrics]\nport = 1", &["`metrics` is not known", "top level: api, pipes"]),
         ("name = \"shop\"", "name = \"shop\"\ncolour = \"red\"", &["`pipes[0].colour`", "mode, source"]),
-        ("", "[pipes.sync]\nflush_intervl = \"5s\"", &["`pipes[0].sync.flush_intervl`", "`pipes[0].sync`: batch_rows, flush_interval, stall_attempts, stall_timeout"]),
+        ("", "[pipes.sync]\nflush_intervl = \"5s\"", &["`pipes[0].sync.flush_intervl`", "`pipes[0].sync`: batch_rows, flush_interval, stall_attempts, stall_timeout, lease_period"]),
         ("", "[pipes.tables.options.\"shop.orders\"]\nordr_by = [\"id\"]", &["`pipes[0].tables.options.\"shop.orders\".ordr_by`", "target, exclude_columns, order_by"]),
         (url_line, "uri = \"mysql://h\"", &["`pipes[0].source.uri` is not known"]),
         // missing keys and wrong types

@@ -76,9 +76,12 @@ const SYNC_KEYS: &[&str] = &[
     "flush_interval",
     "stall_attempts",
     "stall_timeout",
+    "lease_period",
 ];
 const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
 const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const MAX_LEASE_PERIOD: Duration = Duration::from_secs(600);
+const MIN_LEASE_PERIOD: Duration = Duration::from_secs(3);
 const MAX_OUTAGE: Duration = Duration::from_secs(30 * 24 * 3600);
 const NAME_EXPECTED: &str = "a non-empty pipe name made of letters, digits, `_` and `-`";
 const IDENT_PROBLEM: &str = "is not a valid ClickHouse identifier (expected letters, digits and `_`, not starting with a digit)";
@@ -694,6 +697,14 @@ fn build_pipe(p: &Section<'_>, base_dir: &Path) -> Result<PipeConfig, ConfigErro
     }
     if let Some(d) = sy.duration("stall_timeout", MAX_STALL_TIMEOUT, "24h")? {
         sync.stall_timeout = d;
+    }
+    if let Some(d) = sy.duration("lease_period", MAX_LEASE_PERIOD, "10m")? {
+        if d < MIN_LEASE_PERIOD {
+            let value = humantime::format_duration(d);
+            let problem = "is too short (expected at least 3s: the owner renews every third of it)";
+            return Err(invalid(sy.key("lease_period"), value, problem));
+        }
+        sync.lease_period = d;
     }
 
     Ok(PipeConfig {

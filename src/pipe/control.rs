@@ -44,6 +44,12 @@ pub(crate) struct TableStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub(crate) struct PipeStatus {
     pub name: String,
+    /// This instance's part in the pipe: `owner` (it replicates the pipe), or `standby`
+    /// (another instance holds the pipe's lease: the state shown is the one the owner last
+    /// recorded); empty before the lease is first looked at.
+    pub role: String,
+    /// The instance holding the pipe's lease, when one does.
+    pub owner: Option<String>,
     /// Lifecycle state name (`PipeState::as_str`), empty before the first transition.
     pub state: String,
     /// RFC 3339 time the state was entered.

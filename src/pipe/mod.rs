@@ -24,6 +24,7 @@ mod drive;
 pub(crate) mod health;
 mod ledger;
 mod loading;
+mod owner;
 mod reload;
 mod resync;
 mod retry;
@@ -40,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::error;
 
 use crate::config::PipeConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lifecycle::PipeState;
 use crate::metrics;
 use crate::source::Source;
@@ -93,34 +94,41 @@ pub(crate) async fn run(
     });
     // The lag grows and a stall shows while the pipe task waits (a backoff, a slow write).
     let _publisher = Publisher::spawn(handle.clone());
-    let tables = Tables::new(cfg.tables.clone());
-    let mut task = Task {
-        ledger: Ledger::new(store.clone(), handle.clone(), &name, tables),
-        control: Control {
-            commands,
-            shutdown,
-            resync_requested: false,
-        },
-        cfg,
-        target,
-        store,
-        handle,
-    };
-    let mut in_place = false;
+    let owner = owner::Owner::new(
+        store.clone(),
+        handle.clone(),
+        &name,
+        cfg.sync.lease_period,
+    );
+    let (mut commands, mut shutdown) = (commands, shutdown);
     loop {
-        let error = match task.drive(in_place).await {
-            Ok(Driven::Stopped) => return Outcome::Stopped,
-            Ok(Driven::Completed) => return Outcome::Completed,
-            Ok(Driven::Resync) => {
-                in_place = true;
-                continue;
-            }
-            Err(e) => e,
+        // A standby until this instance holds the pipe's lease.
+        let Some(held) = owner.acquire(&mut commands, &mut shutdown).await else {
+            return Outcome::Stopped;
         };
-        in_place = false;
-        if !task.failed(error).await {
-            return Outcome::Failed;
+        let keeper = owner.keep(held.clone(), shutdown.clone());
+        let tables = Tables::new(cfg.tables.clone());
+        let mut task = Task {
+            ledger: Ledger::new(store.clone(), handle.clone(), &name, tables),
+            control: Control {
+                commands,
+                shutdown: keeper.stop.clone(),
+                resync_requested: false,
+            },
+            cfg: cfg.clone(),
+            target: target.clone(),
+            store: store.clone(),
+            handle: handle.clone(),
+        };
+        let (outcome, fenced) = task.own().await;
+        commands = task.control.commands;
+        if keeper.finish() || fenced {
+            // Another instance replicates the pipe now: this one stands by again.
+            owner.deposed();
+            continue;
         }
+        owner.release(&held).await;
+        return outcome;
     }
 }
 
@@ -135,6 +143,32 @@ struct Task<S> {
 }
 
 impl<S: StateStore> Task<S> {
+    /// Drives the pipe until it stops (shutdown, or its lease lost), completes, or fails and
+    /// stops while Failed; `true` with it when a checkpoint write found the lease taken over
+    /// (nothing more is written then, not even the failure).
+    async fn own(&mut self) -> (Outcome, bool) {
+        let mut in_place = false;
+        loop {
+            let error = match self.drive(in_place).await {
+                Ok(Driven::Stopped) => return (Outcome::Stopped, false),
+                Ok(Driven::Completed) => return (Outcome::Completed, false),
+                Ok(Driven::Resync) => {
+                    in_place = true;
+                    continue;
+                }
+                Err(e @ Error::LeaseLost { .. }) => {
+                    error!(pipe = %self.cfg.name, error = %e, "pipe stopped here");
+                    return (Outcome::Stopped, true);
+                }
+                Err(e) => e,
+            };
+            in_place = false;
+            if !self.failed(error).await {
+                return (Outcome::Failed, false);
+            }
+        }
+    }
+
     /// Provisions the pipe (state store, source), then drives it; `in_place` for a resync
     /// requested while replicating, which is not a new start: no Provisioning, no Setup.
     async fn drive(&mut self, in_place: bool) -> Result<Driven> {

@@ -13,11 +13,13 @@
 //! `at` never has to tell two writes apart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use super::lease::{Held, Lease};
 use super::{Checkpoint, PartitionRow, Progress, Reload, StateStore, Transition};
 use crate::clickhouse::sql::{create_database_sql, ident};
 use crate::error::{Error, Result};
@@ -27,6 +29,12 @@ use crate::source::Position;
 use crate::target::Target;
 
 const TABLES: &[(&str, &str)] = &[
+    (
+        "leases",
+        "(pipe String, epoch UInt64, instance String, expires DateTime64(3), \
+         at DateTime64(3) DEFAULT now64(3)) \
+         ENGINE = ReplacingMergeTree(at) ORDER BY (pipe, epoch, instance)",
+    ),
     (
         "pipe_state",
         "(pipe String, seq UInt64, at DateTime64(3) DEFAULT now64(3), from_state String, \
@@ -101,6 +109,9 @@ pub(crate) struct ClickHouseStore {
     pipe: String,
     /// The last `rev` this store and its clones wrote, once read (see `next_rev`).
     last_rev: Arc<OnceCell<AtomicU64>>,
+    /// The lease this store and its clones write checkpoints under, once held (see
+    /// [`super::lease`]): checked before each.
+    fence: Arc<Mutex<Option<(String, Held)>>>,
 }
 
 impl ClickHouseStore {
@@ -110,6 +121,71 @@ impl ClickHouseStore {
             db: db.to_owned(),
             pipe: pipe.to_owned(),
             last_rev: Arc::default(),
+            fence: Arc::default(),
+        }
+    }
+
+    /// The newest lease of `pipe` (see [`super::lease`]), by ClickHouse's clock.
+    pub async fn newest_lease(&self, pipe: &str) -> Result<Option<Lease>> {
+        let sql = format!(
+            "SELECT epoch, instance, toUInt8(argMax(expires, at) < now64(3)) AS expired, \
+             toString(argMax(expires, at)) AS until FROM {} WHERE pipe = {{pipe:String}} \
+             GROUP BY epoch, instance ORDER BY epoch DESC, instance DESC LIMIT 1",
+            self.table("leases")
+        );
+        let rows: Vec<Lease> = self.target.select(&sql, &[("pipe", pipe)]).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Writes `held`'s lease of `pipe`, expiring `valid` from now (ClickHouse's clock); zero
+    /// releases it.
+    pub async fn write_lease(&self, pipe: &str, held: &Held, valid: Duration) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipe, epoch, instance, expires) SELECT {{pipe:String}}, \
+             {{epoch:UInt64}}, {{instance:String}}, now64(3) + toIntervalMillisecond({{ms:Int64}})",
+            self.table("leases")
+        );
+        // A release expires it a millisecond ago: expired at once by any clock reading.
+        let ms = match valid.is_zero() {
+            true => -1,
+            false => i64::try_from(valid.as_millis()).unwrap_or(i64::MAX),
+        };
+        let (epoch, ms) = (held.epoch.to_string(), ms.to_string());
+        let params = [
+            ("pipe", pipe),
+            ("epoch", epoch.as_str()),
+            ("instance", held.instance.as_str()),
+            ("ms", ms.as_str()),
+        ];
+        self.target.execute(&sql, &params).await
+    }
+
+    /// From now on, every checkpoint this store (or a clone) writes is first checked to be
+    /// under `held`, still the newest lease of `pipe`; `None` lifts the check.
+    pub fn fence(&self, held: Option<(String, Held)>) {
+        *self
+            .fence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = held;
+    }
+
+    /// Fails with `LeaseLost` when another instance holds a newer lease than the fence's.
+    async fn check_fence(&self) -> Result<()> {
+        let fence = self
+            .fence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some((pipe, held)) = fence else {
+            return Ok(());
+        };
+        match self.newest_lease(&pipe).await? {
+            Some(newest) if newest.epoch == held.epoch && newest.instance == held.instance => Ok(()),
+            newest => Err(Error::LeaseLost {
+                instance: held.instance,
+                by: newest.map_or_else(|| "none".into(), |l| l.instance),
+                epoch: held.epoch,
+            }),
         }
     }
 
@@ -273,6 +349,7 @@ impl StateStore for ClickHouseStore {
     }
 
     async fn save_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        self.check_fence().await?;
         let sql = format!(
             "INSERT INTO {} (pipe, seq, file, pos, gtid, next_version) SELECT {{pipe:String}}, \
              {{seq:UInt64}}, {{file:String}}, {{pos:UInt64}}, {{gtid:String}}, {{version:UInt64}}",
@@ -607,6 +684,7 @@ impl StateStore for ClickHouseStore {
             db: self.db.clone(),
             pipe: format!("{}{suffix}", self.pipe),
             last_rev: self.last_rev.clone(),
+            fence: self.fence.clone(),
         }
     }
 
