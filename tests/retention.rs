@@ -228,7 +228,7 @@ async fn a_load_survives_a_binlog_purged_every_five_seconds() {
     pipe.source_url = Some(user_without_reload(&s, &pipe).await);
     // One partition at a time: the load outlasts several purges, which a pipe that starts
     // CDC only after its load does not survive.
-    pipe.rows_per_partition = 20_000;
+    pipe.rows_per_partition = 5_000;
     pipe.parallelism = 1;
     let background = Background::start(&s, &pipe.db).await;
     let mut daemon = Daemon::start(&s.config(&pipe, ""));
