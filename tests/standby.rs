@@ -1,7 +1,7 @@
-//! One owner per pipe, and a hot standby (real servers): two daemons on one config race for
-//! the pipe and exactly one replicates; the standby takes over within the lease period when
-//! the owner is killed with -9, at once when it is stopped, and through rolling updates; the
-//! data ends equal and the checkpoint never goes back.
+//! One owner per pipe, and a hot standby (real servers): two daemons on one config, as two
+//! hosts, race for the pipe and exactly one replicates; the standby takes over within the
+//! lease period when the owner is killed with -9, at once when it is stopped, and through
+//! rolling updates; the data ends equal and the checkpoint never goes back.
 
 mod support;
 
@@ -14,9 +14,10 @@ use support::{free_port, servers, Api, Daemon, Pipe, Servers};
 
 const WITHIN: Duration = Duration::from_secs(90);
 
-/// One daemon of the pair: its config (its own API port) and its API.
+/// One daemon of the pair: its config (its own API port), its host and its API.
 struct Instance {
     config: std::path::PathBuf,
+    host: String,
     api: Api,
     daemon: Option<Daemon>,
 }
@@ -29,13 +30,16 @@ impl Instance {
         std::fs::copy(&written, &config).expect("copy config");
         Instance {
             config,
+            // Two hosts: a standby knows nothing of its owner's process and waits out the
+            // lease of one killed (on one host, a dead owner's process is seen gone at once).
+            host: format!("host-{label}"),
             api: pipe.api(),
             daemon: None,
         }
     }
 
     fn start(&mut self) {
-        self.daemon = Some(Daemon::start(&self.config));
+        self.daemon = Some(Daemon::start_on(&self.config, &self.host));
     }
 
     /// The pipe's status as this instance shows it.

@@ -24,20 +24,32 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// How often a standby looks at the lease: a released one is taken within this.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 
-/// The instance's id: host, process and a random part (a restarted process is another
-/// instance).
-fn instance_id() -> String {
-    let host = std::env::var("HOSTNAME")
+/// This host's name (`HOSTNAME`, else `/etc/hostname`): a pod's name on Kubernetes.
+fn host() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
+        .unwrap_or_else(|| "host".into())
+}
+
+/// The instance's id: host, process and a random part (a restarted process is another
+/// instance).
+fn instance_id() -> String {
     format!(
-        "{host}-{}-{:04x}",
+        "{}-{}-{:04x}",
+        host(),
         std::process::id(),
         rand::random::<u16>()
     )
+}
+
+/// Whether the lease's holder was a process of this host that is gone (killed, crashed, a
+/// restarted container): its lease is not waited out.
+fn holder_dead(holder: &str) -> bool {
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    lease::dead_on_this_host(holder, &host(), std::process::id(), alive)
 }
 
 pub(super) struct Owner {
@@ -115,7 +127,8 @@ impl Owner {
     /// [`SETTLE`]; shows the standby's view otherwise.
     async fn claim(&self) -> Result<Option<Held>> {
         let newest = self.store.newest_lease(&self.pipe).await?;
-        let Some(held) = lease::claim(newest.as_ref(), &self.instance) else {
+        let dead = newest.as_ref().is_some_and(|l| holder_dead(&l.instance));
+        let Some(held) = lease::claim(newest.as_ref(), &self.instance, dead) else {
             self.show_standby(newest.map(|l| l.instance)).await?;
             return Ok(None);
         };

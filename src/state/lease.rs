@@ -9,6 +9,11 @@
 //! owner releases its lease (expires it) after its final checkpoint, so that its standby takes
 //! over at its next look instead of a period later.
 //!
+//! A lease whose holder is known to be gone is not waited out: an instance id names its host
+//! and process (`host-pid-random`), so an instance on the same host sees that the process is
+//! no more (a restart after a crash, a restarted container) and claims at once. Across hosts,
+//! nothing is known but the expiry.
+//!
 //! ClickHouse has no compare-and-set outside Keeper, so a claim is an insert and a read-back.
 //! The newest lease is the one with the highest `(epoch, instance)`: two instances that claim
 //! the same epoch agree on the winner once both rows are in. The race window: an instance that
@@ -39,12 +44,13 @@ pub(crate) struct Held {
 }
 
 /// The lease `me` claims given the pipe's `newest`: the first epoch, the next one after an
-/// expired lease, its own again; `None` while another instance holds an unexpired one.
-pub(crate) fn claim(newest: Option<&Lease>, me: &str) -> Option<Held> {
+/// expired lease or one whose holder is known to be dead (`holder_dead`), its own again;
+/// `None` while another live instance holds an unexpired one.
+pub(crate) fn claim(newest: Option<&Lease>, me: &str, holder_dead: bool) -> Option<Held> {
     let epoch = match newest {
         None => 1,
         Some(l) if l.instance == me => l.epoch,
-        Some(l) if l.expired != 0 => l.epoch + 1,
+        Some(l) if l.expired != 0 || holder_dead => l.epoch + 1,
         Some(_) => return None,
     };
     Some(Held {
@@ -56,6 +62,25 @@ pub(crate) fn claim(newest: Option<&Lease>, me: &str) -> Option<Held> {
 /// Whether `held` is still the newest lease.
 pub(crate) fn holds(newest: Option<&Lease>, held: &Held) -> bool {
     newest.is_some_and(|l| l.epoch == held.epoch && l.instance == held.instance)
+}
+
+/// Whether the instance `holder` (`host-pid-random`) is a process of `host` that is gone:
+/// `alive(pid)` says no, or it is `pid`, this very process (a restarted container keeps its
+/// pid) under another instance id. Another host's instances are not known here.
+pub(crate) fn dead_on_this_host(
+    holder: &str,
+    host: &str,
+    pid: u32,
+    alive: impl Fn(u32) -> bool,
+) -> bool {
+    let mut parts = holder.rsplitn(3, '-');
+    let (_, Some(their_pid), Some(their_host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(their_pid) = their_pid.parse::<u32>() else {
+        return false;
+    };
+    their_host == host && (their_pid == pid || !alive(their_pid))
 }
 
 #[cfg(test)]
@@ -73,11 +98,27 @@ mod tests {
 
     #[test]
     fn a_lease_is_claimed_when_free_or_expired_and_never_while_held() {
-        assert_eq!(claim(None, "a").map(|h| h.epoch), Some(1));
-        assert_eq!(claim(Some(&lease(4, "b", true)), "a").map(|h| h.epoch), Some(5));
-        assert_eq!(claim(Some(&lease(4, "b", false)), "a"), None);
+        assert_eq!(claim(None, "a", false).map(|h| h.epoch), Some(1));
+        let expired = lease(4, "b", true);
+        assert_eq!(claim(Some(&expired), "a", false).map(|h| h.epoch), Some(5));
+        assert_eq!(claim(Some(&lease(4, "b", false)), "a", false), None);
+        // A holder known to be dead does not hold it until it expires.
+        let held = lease(4, "b", false);
+        assert_eq!(claim(Some(&held), "a", true).map(|h| h.epoch), Some(5));
         // Its own lease, expired or not, is renewed under the same epoch.
-        assert_eq!(claim(Some(&lease(4, "a", true)), "a").map(|h| h.epoch), Some(4));
+        assert_eq!(claim(Some(&lease(4, "a", true)), "a", false).map(|h| h.epoch), Some(4));
+    }
+
+    #[test]
+    fn a_holder_is_dead_only_when_this_host_says_so() {
+        let alive = |pid: u32| pid == 7;
+        assert!(dead_on_this_host("web-1-3-8a2f", "web-1", 9, alive), "pid 3 is gone");
+        assert!(!dead_on_this_host("web-1-7-8a2f", "web-1", 9, alive), "pid 7 runs");
+        // A restarted container: the same pid, another instance.
+        assert!(dead_on_this_host("web-1-9-8a2f", "web-1", 9, alive));
+        // Another host's instance is not known here.
+        assert!(!dead_on_this_host("web-2-3-8a2f", "web-1", 9, alive));
+        assert!(!dead_on_this_host("garbage", "web-1", 9, alive));
     }
 
     #[test]

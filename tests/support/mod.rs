@@ -476,6 +476,15 @@ impl Daemon {
         )
     }
 
+    /// `run --config` as an instance of host `host` (`HOSTNAME`): instances of different hosts
+    /// know nothing of each other's processes.
+    pub fn start_on(config: &std::path::Path, host: &str) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        command.args(["run", "--config", config.to_str().expect("utf-8 path")]);
+        command.env("HOSTNAME", host);
+        Daemon::spawn(command, config)
+    }
+
     pub fn start_args(args: &[&str], config: &std::path::Path) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
         command.args(args);
