@@ -112,9 +112,8 @@ async fn a_retention_shorter_than_max_outage_fails_check_and_run_warns() {
         .expect("run check");
     // The snapshot loads beside CDC: a short retention is no reason to refuse it.
     let mut daemon = Daemon::start(&config);
-    let reached = std::panic::catch_unwind(|| {
-        s.wait_for_state(&pipe, "Running", Duration::from_secs(60))
-    });
+    let reached =
+        std::panic::catch_unwind(|| s.wait_for_state(&pipe, "Running", Duration::from_secs(60)));
     let code = daemon.terminate(Duration::from_secs(30));
     conn.query_drop(format!(
         "SET GLOBAL binlog_expire_logs_seconds = {}",

@@ -315,10 +315,15 @@ async fn a_load_killed_twice_under_purges_ends_equal() {
         let done = done_partitions();
         daemon = Daemon::start(&config);
         // Purging resumes once the restarted daemon replicates again: the outage is over.
-        wait_until("the restarted daemon did not replicate", WITHIN, &daemon, || {
-            let status = status(&pipe);
-            status["role"] == "owner" && status["state"] == "Snapshot"
-        })
+        wait_until(
+            "the restarted daemon did not replicate",
+            WITHIN,
+            &daemon,
+            || {
+                let status = status(&pipe);
+                status["role"] == "owner" && status["state"] == "Snapshot"
+            },
+        )
         .await;
         background.daemon_up.store(true, Ordering::Relaxed);
         let still: Vec<String> = done_partitions();

@@ -123,9 +123,12 @@ async fn one_owner_and_a_standby_that_takes_over() {
     })
     .await;
     // The standby names the owner, shows the owner's state as recorded, and is not ready.
-    support::wait_until("the standby does not show Running", WITHIN, standby.daemon(), || {
-        standby.status(&pipe)["state"] == "Running"
-    })
+    support::wait_until(
+        "the standby does not show Running",
+        WITHIN,
+        standby.daemon(),
+        || standby.status(&pipe)["state"] == "Running",
+    )
     .await;
     let seen = standby.status(&pipe);
     assert_eq!(seen["owner"], owner.status(&pipe)["owner"], "{seen}");
@@ -141,7 +144,10 @@ async fn one_owner_and_a_standby_that_takes_over() {
     let mut last = checkpoint(&s, &pipe);
     let mut forward = |s: &Servers, pipe: &Pipe| {
         let now = checkpoint(s, pipe);
-        assert!(now >= last, "the checkpoint went back: {last:?} then {now:?}");
+        assert!(
+            now >= last,
+            "the checkpoint went back: {last:?} then {now:?}"
+        );
         last = now;
     };
     // Killed with -9 under writes: the standby takes over within the lease period (15 s).
@@ -159,9 +165,12 @@ async fn one_owner_and_a_standby_that_takes_over() {
     // once, after its final checkpoint.
     let mut handovers = Vec::new();
     for _ in 0..10 {
-        support::wait_until("the new instance is no standby", WITHIN, standby.daemon(), || {
-            standby.role(&pipe) == "standby"
-        })
+        support::wait_until(
+            "the new instance is no standby",
+            WITHIN,
+            standby.daemon(),
+            || standby.role(&pipe) == "standby",
+        )
         .await;
         forward(&s, &pipe);
         let since = Instant::now();
@@ -188,7 +197,10 @@ async fn one_owner_and_a_standby_that_takes_over() {
         handovers[handovers.len() / 2],
         handovers[handovers.len() - 1]
     );
-    assert!(kills.iter().all(|t| *t < Duration::from_secs(20)), "{kills:?}");
+    assert!(
+        kills.iter().all(|t| *t < Duration::from_secs(20)),
+        "{kills:?}"
+    );
     assert!(
         handovers.iter().all(|t| *t < Duration::from_secs(10)),
         "{handovers:?}"

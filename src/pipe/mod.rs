@@ -94,12 +94,7 @@ pub(crate) async fn run(
     });
     // The lag grows and a stall shows while the pipe task waits (a backoff, a slow write).
     let _publisher = Publisher::spawn(handle.clone());
-    let owner = owner::Owner::new(
-        store.clone(),
-        handle.clone(),
-        &name,
-        cfg.sync.lease_period,
-    );
+    let owner = owner::Owner::new(store.clone(), handle.clone(), &name, cfg.sync.lease_period);
     let (mut commands, mut shutdown) = (commands, shutdown);
     loop {
         // A standby until this instance holds the pipe's lease.

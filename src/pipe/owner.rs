@@ -109,7 +109,9 @@ impl Owner {
                     return Some(held);
                 }
                 Ok(None) => {}
-                Err(e) => warn!(pipe = %self.pipe, error = %e, "cannot read the pipe's lease; looking again"),
+                Err(e) => {
+                    warn!(pipe = %self.pipe, error = %e, "cannot read the pipe's lease; looking again")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(LOOK_EVERY) => {}
@@ -197,9 +199,15 @@ impl Owner {
     /// Gives the lease up (after the pipe's final checkpoint): a standby takes over at once.
     pub async fn release(&self, held: &Held) {
         self.store.fence(None);
-        match self.store.write_lease(&self.pipe, held, Duration::ZERO).await {
+        match self
+            .store
+            .write_lease(&self.pipe, held, Duration::ZERO)
+            .await
+        {
             Ok(()) => info!(pipe = %self.pipe, instance = %self.instance, "lease released"),
-            Err(e) => warn!(pipe = %self.pipe, error = %e, "cannot release the pipe's lease: a standby takes over once it expires"),
+            Err(e) => {
+                warn!(pipe = %self.pipe, error = %e, "cannot release the pipe's lease: a standby takes over once it expires")
+            }
         }
     }
 

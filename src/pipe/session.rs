@@ -183,7 +183,22 @@ impl<'s, S: StateStore> Session<'s, S> {
             crate::metrics::clamped_values(self.ctx.name(), &table, &clamps);
         }
         for (table, reason) in self.decoder.take_isolations() {
-            if let Some(name) = self.names.get(table).cloned() {
+            let Some(name) = self.names.get(table).cloned() else {
+                continue;
+            };
+            // A table reloading was planned with the source's definition when its reload
+            // started, which may be newer than the rows CDC meets now (DDL still to come in
+            // the binlog): reloaded again once CDC has passed where the source is now.
+            let reloading = matches!(
+                self.ledger.tables.phase(&name),
+                Some(Phase::Reloading { .. })
+            );
+            if reloading {
+                let reason =
+                    format!("{reason}; reloaded again once replication has passed the change");
+                self.ledger.isolate(&name, reason, true).await?;
+                *self.reload_after = Some(self.ctx.current_position().await?);
+            } else {
                 self.ledger.isolate(&name, reason, false).await?;
             }
         }

@@ -180,7 +180,9 @@ impl ClickHouseStore {
             return Ok(());
         };
         match self.newest_lease(&pipe).await? {
-            Some(newest) if newest.epoch == held.epoch && newest.instance == held.instance => Ok(()),
+            Some(newest) if newest.epoch == held.epoch && newest.instance == held.instance => {
+                Ok(())
+            }
             newest => Err(Error::LeaseLost {
                 instance: held.instance,
                 by: newest.map_or_else(|| "none".into(), |l| l.instance),

@@ -106,14 +106,23 @@ mod tests {
         let held = lease(4, "b", false);
         assert_eq!(claim(Some(&held), "a", true).map(|h| h.epoch), Some(5));
         // Its own lease, expired or not, is renewed under the same epoch.
-        assert_eq!(claim(Some(&lease(4, "a", true)), "a", false).map(|h| h.epoch), Some(4));
+        assert_eq!(
+            claim(Some(&lease(4, "a", true)), "a", false).map(|h| h.epoch),
+            Some(4)
+        );
     }
 
     #[test]
     fn a_holder_is_dead_only_when_this_host_says_so() {
         let alive = |pid: u32| pid == 7;
-        assert!(dead_on_this_host("web-1-3-8a2f", "web-1", 9, alive), "pid 3 is gone");
-        assert!(!dead_on_this_host("web-1-7-8a2f", "web-1", 9, alive), "pid 7 runs");
+        assert!(
+            dead_on_this_host("web-1-3-8a2f", "web-1", 9, alive),
+            "pid 3 is gone"
+        );
+        assert!(
+            !dead_on_this_host("web-1-7-8a2f", "web-1", 9, alive),
+            "pid 7 runs"
+        );
         // A restarted container: the same pid, another instance.
         assert!(dead_on_this_host("web-1-9-8a2f", "web-1", 9, alive));
         // Another host's instance is not known here.
