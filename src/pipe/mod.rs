@@ -96,25 +96,41 @@ pub(crate) async fn run(
     let _publisher = Publisher::spawn(handle.clone());
     let owner = owner::Owner::new(store.clone(), handle.clone(), &name, cfg.sync.lease_period);
     let (mut commands, mut shutdown) = (commands, shutdown);
+    let task = |commands, stop| Task {
+        ledger: Ledger::new(
+            store.clone(),
+            handle.clone(),
+            &name,
+            Tables::new(cfg.tables.clone()),
+        ),
+        control: Control {
+            commands,
+            shutdown: stop,
+            resync_requested: false,
+        },
+        cfg: cfg.clone(),
+        target: target.clone(),
+        store: store.clone(),
+        handle: handle.clone(),
+    };
     loop {
         // A standby until this instance holds the pipe's lease.
-        let Some(held) = owner.acquire(&mut commands, &mut shutdown).await else {
-            return Outcome::Stopped;
+        let held = match owner.acquire(&mut commands, &mut shutdown).await {
+            Ok(Some(held)) => held,
+            Ok(None) => return Outcome::Stopped,
+            // The state store cannot be reached as configured (a certificate, a login):
+            // Failed, as a drive that fails, until `resume` or `resync`.
+            Err(e) => {
+                let mut failed = task(commands, shutdown.clone());
+                if !failed.failed(e).await {
+                    return Outcome::Failed;
+                }
+                commands = failed.control.commands;
+                continue;
+            }
         };
         let keeper = owner.keep(held.clone(), shutdown.clone());
-        let tables = Tables::new(cfg.tables.clone());
-        let mut task = Task {
-            ledger: Ledger::new(store.clone(), handle.clone(), &name, tables),
-            control: Control {
-                commands,
-                shutdown: keeper.stop.clone(),
-                resync_requested: false,
-            },
-            cfg: cfg.clone(),
-            target: target.clone(),
-            store: store.clone(),
-            handle: handle.clone(),
-        };
+        let mut task = task(commands, keeper.stop.clone());
         let (outcome, fenced) = task.own().await;
         commands = task.control.commands;
         if keeper.finish() || fenced {

@@ -72,25 +72,27 @@ impl Owner {
     }
 
     /// Standby until this instance holds the pipe's lease (`None`: shut down first). The
-    /// status shows the owner and the state it last recorded; commands are refused.
+    /// status shows the owner and the state it last recorded; commands are refused. Transient
+    /// errors are retried; a definite one (a certificate, a login) is returned.
     pub async fn acquire(
         &self,
         commands: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Held> {
+    ) -> Result<Option<Held>> {
         let mut ready = false;
         loop {
             if *shutdown.borrow() {
-                return None;
+                return Ok(None);
             }
             // The state tables (the lease's among them) exist before the lease is read.
             if !ready {
                 ready = match self.store.init().await {
                     Ok(()) => true,
-                    Err(e) => {
+                    Err(e) if e.is_transient() => {
                         warn!(pipe = %self.pipe, error = %e, "cannot set up the state store; trying again");
                         false
                     }
+                    Err(e) => return Err(e),
                 };
             }
             let claimed = match ready {
@@ -106,12 +108,13 @@ impl Owner {
                         s.role = "owner".into();
                         s.owner = Some(instance);
                     });
-                    return Some(held);
+                    return Ok(Some(held));
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    warn!(pipe = %self.pipe, error = %e, "cannot read the pipe's lease; looking again")
+                Err(e) if e.is_transient() => {
+                    warn!(pipe = %self.pipe, error = %e, "cannot read the pipe's lease; looking again");
                 }
+                Err(e) => return Err(e),
             }
             tokio::select! {
                 _ = tokio::time::sleep(LOOK_EVERY) => {}
