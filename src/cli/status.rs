@@ -35,6 +35,10 @@ struct View {
     name: String,
     /// `api` or `state_store`.
     source: &'static str,
+    /// This instance's part in the pipe (`owner`, `standby`), from the API only.
+    role: Option<String>,
+    /// The instance holding the pipe's lease.
+    owner: Option<String>,
     state: Option<String>,
     since: Option<String>,
     reason: Option<String>,
@@ -61,6 +65,8 @@ struct TableView {
 #[serde(default)]
 struct ApiPipe {
     name: String,
+    role: String,
+    owner: Option<String>,
     state: String,
     since: String,
     mode: String,
@@ -86,6 +92,8 @@ impl From<ApiPipe> for View {
         View {
             name: p.name,
             source: "api",
+            role: some(p.role),
+            owner: p.owner,
             state: some(p.state),
             since: some(p.since),
             mode: some(p.mode),
@@ -318,6 +326,9 @@ fn render(v: &View) -> String {
         v.state.clone().unwrap_or_else(|| "never started".into()),
         or_dash(&v.since)
     ));
+    if let Some(role) = &v.role {
+        line(format!("  role      {role} (owner: {})", or_dash(&v.owner)));
+    }
     line(format!("  reason    {}", or_dash(&v.reason)));
     line(format!("  position  {}", or_dash(&v.position)));
     line(format!(
@@ -391,6 +402,7 @@ mod tests {
     fn api_answers_become_views() {
         let body = serde_json::json!([{
             "name": "shop", "state": "Running", "since": "2026-01-01T00:00:00Z", "mode": "cdc",
+            "role": "standby", "owner": "db-2-41-a1b2",
             "position": "binlog.000001:4", "lag_seconds": 2, "events_applied": 7,
             "tables": {"shop.orders": {"rows_done": 520000, "rows_estimated": 1000000, "done": false}},
             "last_error": null, "future_field": 1
@@ -403,6 +415,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("lag       2.0 s"), "{text}");
+        assert!(
+            text.contains("role      standby (owner: db-2-41-a1b2)"),
+            "{text}"
+        );
         assert!(text.contains("events    7"), "{text}");
         assert!(
             text.contains("shop.orders  [#####-----] 52% 520000/1000000  loading"),
