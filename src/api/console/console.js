@@ -67,9 +67,10 @@
     return isNaN(t) ? '' : duration(Math.max(0, (Date.now() - t) / 1000)) + ' ago';
   }
 
-  // An isolation reason is "`statement` at position: why" when a binlog statement caused it.
+  // An isolation reason is "`statement` at position: why" when a binlog statement caused it;
+  // a position may carry its GTID: "binlog.000262:238172 (gtid 0-1-7420010)".
   function isolation(reason) {
-    const m = /^`([\s\S]*)` at (\S+): ([\s\S]*)$/.exec(reason);
+    const m = /^`([\s\S]*?)` at (\S+(?: \(gtid [^)]*\))?): ([\s\S]*)$/.exec(reason);
     return m ? {statement: m[1], position: m[2], why: m[3]} : {statement: '', position: '', why: reason};
   }
 
