@@ -177,12 +177,6 @@ async fn wait_rows(s: &Servers, db: &str, n: u64, daemon: &Daemon) {
     .await;
 }
 
-fn status(pipe: &Pipe) -> serde_json::Value {
-    pipe.api()
-        .get(&format!("/v1/pipes/{}", pipe.name))
-        .map_or(serde_json::Value::Null, |a| a.json())
-}
-
 /// Rows inserted before, during and after the table's read each arrive once; updates and
 /// deletes each arrive once as a row of their kind with their image; an in-place ALTER and
 /// a MyISAM table (read under a table lock) follow; the keyed table beside them is equal.
@@ -198,10 +192,10 @@ async fn every_change_of_a_keyless_table_arrives_once() {
     s.wait_for_state(&pipe, "Running", WITHIN);
     let logs = format!("{}.logs", pipe.db);
     assert_eq!(
-        status(&pipe)["tables"][&logs]["append_only"],
+        pipe.status()["tables"][&logs]["append_only"],
         true,
         "{}",
-        status(&pipe)
+        pipe.status()
     );
     let end = writer.stop().await;
     wait_rows(&s, &pipe.db, end - 1, &daemon).await;

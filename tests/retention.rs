@@ -189,13 +189,6 @@ async fn wait_equal(s: &Servers, db: &str, daemon: &Daemon) {
     }
 }
 
-/// The pipe's lag (API), while it loads.
-fn status(pipe: &Pipe) -> serde_json::Value {
-    pipe.api()
-        .get(&format!("/v1/pipes/{}", pipe.name))
-        .map_or(serde_json::Value::Null, |a| a.json())
-}
-
 /// A user with what the README lists, without `RELOAD`.
 async fn user_without_reload(s: &Servers, pipe: &Pipe) -> String {
     let user = format!("u{}", &pipe.db[pipe.db.len() - 8..]);
@@ -241,7 +234,7 @@ async fn a_load_survives_a_binlog_purged_every_five_seconds() {
     let mut seen_position = false;
     let mut locks = Vec::new();
     while s.state(&pipe) == "Snapshot" {
-        let status = status(&pipe);
+        let status = pipe.status();
         if let Some(lag) = status["lag_seconds"].as_f64() {
             max_lag = max_lag.max(lag);
         }
@@ -320,7 +313,7 @@ async fn a_load_killed_twice_under_purges_ends_equal() {
             WITHIN,
             &daemon,
             || {
-                let status = status(&pipe);
+                let status = pipe.status();
                 status["role"] == "owner" && status["state"] == "Snapshot"
             },
         )

@@ -54,13 +54,6 @@ async fn drop_databases(s: &Servers, pipe: &Pipe, extra: &[&str]) {
     s.cleanup(pipe).await;
 }
 
-/// The pipe's status from the API; null while the daemon does not answer yet.
-fn status(pipe: &Pipe) -> serde_json::Value {
-    pipe.api()
-        .get(&format!("/v1/pipes/{}", pipe.name))
-        .map_or(serde_json::Value::Null, |a| a.json())
-}
-
 async fn wait_for(what: &str, daemon: &Daemon, done: impl FnMut() -> bool) {
     support::wait_until(what, WITHIN, daemon, done).await;
 }
@@ -164,7 +157,7 @@ async fn a_table_created_under_a_taken_target_name_is_isolated_alone() {
     .await;
     let isolated = format!("{b}.t");
     wait_for("the new table isolated", &daemon, || {
-        status(&pipe)["tables"][&isolated]["error"]
+        pipe.status()["tables"][&isolated]["error"]
             .as_str()
             .is_some_and(|e| e.contains("already uses"))
     })
@@ -186,7 +179,7 @@ async fn a_table_created_under_a_taken_target_name_is_isolated_alone() {
     })
     .await;
     wait_for("still isolated after a restart", &daemon, || {
-        status(&pipe)["tables"][&isolated]["error"].is_string()
+        pipe.status()["tables"][&isolated]["error"].is_string()
     })
     .await;
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
@@ -254,7 +247,7 @@ async fn tables_add_keeps_to_the_selection_and_never_replaces_another_target() {
     ));
     assert_eq!(answer.status, 200, "{}", answer.body);
     let skipped = format!("{}.skipped", pipe.db);
-    assert_eq!(status(&pipe)["tables"][&skipped]["outside_selection"], true);
+    assert_eq!(pipe.status()["tables"][&skipped]["outside_selection"], true);
     wait_for("the widened table loaded", &daemon, || {
         target(&s, &pipe.db, "skipped") == "1:x"
     })
@@ -265,7 +258,7 @@ async fn tables_add_keeps_to_the_selection_and_never_replaces_another_target() {
     wait_for(
         "still shown outside the selection after a restart",
         &daemon,
-        || status(&pipe)["tables"][&skipped]["outside_selection"] == true,
+        || pipe.status()["tables"][&skipped]["outside_selection"] == true,
     )
     .await;
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
@@ -289,7 +282,7 @@ async fn a_column_named_like_tributarys_own_isolates_only_its_table() {
     let mut daemon = Daemon::start(&s.config(&pipe, ""));
     s.wait_for_state(&pipe, "Running", WITHIN);
     let early = format!("{}.early", pipe.db);
-    let reason = status(&pipe)["tables"][&early]["error"].clone();
+    let reason = pipe.status()["tables"][&early]["error"].clone();
     assert!(
         reason
             .as_str()
@@ -307,7 +300,7 @@ async fn a_column_named_like_tributarys_own_isolates_only_its_table() {
     .await;
     let late = format!("{}.late", pipe.db);
     wait_for("the late table isolated", &daemon, || {
-        status(&pipe)["tables"][&late]["error"]
+        pipe.status()["tables"][&late]["error"]
             .as_str()
             .is_some_and(|r| r.contains("_tributary_version"))
     })
@@ -390,7 +383,7 @@ async fn a_table_that_cannot_be_replicated_does_not_stop_the_others() {
     s.wait_equal(&pipe.db, &[hosts, names], WITHIN, &daemon)
         .await;
     let logs = format!("{}.logs", pipe.db);
-    let reason = status(&pipe)["tables"][&logs]["error"].clone();
+    let reason = pipe.status()["tables"][&logs]["error"].clone();
     assert!(
         reason
             .as_str()
@@ -423,7 +416,7 @@ async fn a_create_the_parser_cannot_follow_isolates_its_table() {
     .await;
     let versioned = format!("{}.versioned", pipe.db);
     wait_for("the table shown isolated", &daemon, || {
-        status(&pipe)["tables"][&versioned]["error"]
+        pipe.status()["tables"][&versioned]["error"]
             .as_str()
             .is_some_and(|r| r.contains("not understood") && r.contains("SYSTEM VERSIONING"))
     })

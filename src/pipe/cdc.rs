@@ -301,15 +301,8 @@ pub(super) async fn load<'l, S: StateStore>(
         message: Some("reload interrupted; resuming it"),
         ..ctx.retry("reload")
     };
-    let plans = [&load.plan];
-    let loaded = retry
-        .run(
-            || snapshot::load_tables(&loader, &plans, &shutdown),
-            retry::sleep,
-        )
-        .await;
-    // The wait always goes on: `None` only comes from the load itself (shutdown).
-    (load, loaded.map(Option::flatten))
+    let loaded = load_retried(&loader, &retry, &[&load.plan], &shutdown).await;
+    (load, loaded)
 }
 
 /// Loads the initial snapshot of `plans` into their targets beside CDC, retrying transient
@@ -325,13 +318,22 @@ async fn load_initial<S: StateStore>(
         ..ctx.retry("loading the snapshot")
     };
     let plans: Vec<&TablePlan> = plans.iter().collect();
-    let loaded = retry
-        .run(
-            || snapshot::load_tables(&loader, &plans, &shutdown),
-            retry::sleep,
-        )
-        .await;
-    loaded.map(Option::flatten)
+    load_retried(&loader, &retry, &plans, &shutdown).await
+}
+
+/// Loads `plans`, retrying transient errors from their recorded partitions; `None`: stopped
+/// by shutdown (the wait between attempts always goes on: only the load itself stops).
+async fn load_retried<T: StateStore>(
+    loader: &snapshot::Loader<'_, T>,
+    retry: &Retry<'_>,
+    plans: &[&TablePlan],
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<Vec<Changed>>> {
+    let loaded = retry.run(
+        || snapshot::load_tables(loader, plans, shutdown),
+        retry::sleep,
+    );
+    loaded.await.map(Option::flatten)
 }
 
 /// Whether the source has written past `position` (`None`: it could not be asked in

@@ -138,7 +138,7 @@ impl<'s, S: StateStore> Session<'s, S> {
         self.flush().await?;
         let names: Vec<String> = plans.iter().map(|p| p.def.qualified()).collect();
         if self.ledger.settle_loaded(&names, changed).await? {
-            *self.reload_after = Some(self.ctx.current_position().await?);
+            self.reload_once_passed().await?;
             self.rebuild().await?;
         }
         if self.ledger.tables.loading().is_empty() {
@@ -197,7 +197,7 @@ impl<'s, S: StateStore> Session<'s, S> {
                 let reason =
                     format!("{reason}; reloaded again once replication has passed the change");
                 self.ledger.isolate(&name, reason, true).await?;
-                *self.reload_after = Some(self.ctx.current_position().await?);
+                self.reload_once_passed().await?;
             } else {
                 self.ledger.isolate(&name, reason, false).await?;
             }
@@ -211,6 +211,13 @@ impl<'s, S: StateStore> Session<'s, S> {
         Ok(())
     }
 
+    /// Tables waiting for a reload start it once CDC has passed where the source is now: past
+    /// the change that made them wait, and any later one their new definition includes.
+    async fn reload_once_passed(&mut self) -> Result<()> {
+        *self.reload_after = Some(self.ctx.current_position().await?);
+        Ok(())
+    }
+
     /// The rows before the DDL, under the old definitions; then the DDL; then a checkpoint
     /// after it, so that the rows after it are decoded with the new ones.
     async fn schema_change(&mut self, change: SchemaChange) -> Result<()> {
@@ -218,9 +225,7 @@ impl<'s, S: StateStore> Session<'s, S> {
         let applies_from = self.checkpoint.seq + 1;
         let (ctx, names) = (self.ctx, &self.names);
         if schema_change::apply(ctx, self.ledger, &change, names, applies_from).await? {
-            // Rebuilt once CDC has passed where the source is now: past this DDL and any
-            // later one the rebuild's definition includes.
-            *self.reload_after = Some(self.ctx.current_position().await?);
+            self.reload_once_passed().await?;
         }
         let next = self
             .checkpoint

@@ -179,16 +179,15 @@ impl ClickHouseStore {
         let Some((pipe, held)) = fence else {
             return Ok(());
         };
-        match self.newest_lease(&pipe).await? {
-            Some(newest) if newest.epoch == held.epoch && newest.instance == held.instance => {
-                Ok(())
-            }
-            newest => Err(Error::LeaseLost {
-                instance: held.instance,
-                by: newest.map_or_else(|| "none".into(), |l| l.instance),
-                epoch: held.epoch,
-            }),
+        let newest = self.newest_lease(&pipe).await?;
+        if super::lease::holds(newest.as_ref(), &held) {
+            return Ok(());
         }
+        Err(Error::LeaseLost {
+            instance: held.instance,
+            by: newest.map_or_else(|| "none".into(), |l| l.instance),
+            epoch: held.epoch,
+        })
     }
 
     fn table(&self, name: &str) -> String {

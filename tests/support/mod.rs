@@ -379,6 +379,13 @@ impl Pipe {
     }
 
     /// A client of the daemon's API.
+    /// The pipe's status from its daemon's API (`Null` while the daemon does not answer).
+    pub fn status(&self) -> serde_json::Value {
+        self.api()
+            .get(&format!("/v1/pipes/{}", self.name))
+            .map_or(serde_json::Value::Null, |a| a.json())
+    }
+
     pub fn api(&self) -> Api {
         Api {
             host: format!("127.0.0.1:{}", self.api_port),
